@@ -1,0 +1,104 @@
+"""`phijax <command>`: the command-line entry point.
+
+Bad input ends in one line on stderr and exit status 2 (`PhijaxError`); `--debug` shows tracebacks.
+Each command lives in the module of its concept; this file only parses arguments and dispatches.
+Heavy imports (jax, flax) happen inside the command functions so `phijax --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from phijax.errors import PhijaxError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as a `PhijaxError` (one line, exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise PhijaxError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="YAML config; repeat to layer files (later wins)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. train.steps=30 mesh.fsdp=4")
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from phijax.model.presets import preset_config
+    from phijax.model.params import count_parameters, format_counts
+
+    try:
+        cfg = preset_config(args.preset)
+    except KeyError as err:
+        raise PhijaxError(err.args[0]) from None
+    print(format_counts(args.preset, count_parameters(cfg)))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from phijax.config import load_config
+    from phijax.train.main import train
+
+    train(load_config(args.config, args.overrides))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from phijax.model import convert
+
+    if args.direction == "from-hf":
+        convert.hf_to_checkpoint(args.src, args.dst)
+    else:
+        convert.checkpoint_to_hf(args.src, args.dst)
+    print(f"wrote {args.dst}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for tests and for plugins that add commands)."""
+    parser = _Parser(prog="phijax", description="Phi-4 training recipe in JAX.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="run a training stage from a config")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("params", help="print parameter counts of a model preset")
+    p.add_argument("--preset", required=True, help="preset name, e.g. phi4-14b")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("convert", help="convert between HF Phi3ForCausalLM and phijax checkpoints")
+    p.add_argument("direction", choices=["from-hf", "to-hf"])
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except PhijaxError as err:
+        if debug:
+            raise
+        print(f"phijax: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("phijax: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
