@@ -83,6 +83,7 @@ class MeshConfig:
             "kv_heads": "tensor",
             "mlp": "tensor",
             "head_dim": None,
+            "norm": None,
             "layers": None,
             "length": None,
         }

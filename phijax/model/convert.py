@@ -1,0 +1,19 @@
+"""`phijax convert`: HF `Phi3ForCausalLM` directories ↔ phijax model directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phijax.model.checkpoint import load_model_dir, nest, save_model_dir
+from phijax.model.hf import read_hf_config, read_hf_params, save_hf
+
+
+def hf_to_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Stream a HF checkpoint into a model directory, keeping the file's dtype (one copy in memory)."""
+    cfg = read_hf_config(src)
+    return save_model_dir(nest(read_hf_params(src, cfg)), cfg, dst)
+
+
+def checkpoint_to_hf(src: str | Path, dst: str | Path) -> Path:
+    """Write a model directory (or a training checkpoint step) as a HF directory."""
+    return save_hf(load_model_dir(src), dst)
