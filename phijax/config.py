@@ -106,12 +106,20 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where training text comes from and how it is tokenized."""
+    """Where training text comes from and how it is tokenized (see `phijax.data.pipeline`).
+
+    `tokenizer`: `phi4`, a `.tiktoken` file, a `tokenizer.json` or a HF checkpoint directory.
+    `on_epoch_cap`: when a source reaches its `epochs`, `stop` the data or `renormalize` the
+    remaining weights. `strict`: a bad record is an error instead of skipped and counted.
+    `add_bos`: start every document with the BOS token.
+    """
 
     sources: tuple[SourceSpec, ...] = ()
     tokenizer: str = "phi4"
     strict: bool = False
     seed: int = 0
+    on_epoch_cap: Literal["stop", "renormalize"] = "renormalize"
+    add_bos: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,247 @@
+"""Data-source plumbing shared by every source: paths, bad records, and grain datasets over sources.
+
+A source (built by a factory registered under `phijax_register_data_sources`) is either random-access
+(`__len__` + `__getitem__`, grain's protocol) or a plain iterable of records. Records are dicts with
+`text: str` or chat `messages: [{role, content}, ...]`. A source that meets a malformed record raises
+`BadRecord(where, reason)` from `__getitem__` (or yields it, for iterables); the pipeline skips and
+counts it, or stops with an error under `data.strict`.
+
+`source_dataset` turns a source into the grain dataset one mixture row reads: a seeded global shuffle
+per epoch (random-access) or the stream in order, capped at `epochs`, sharded by row.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import grain
+
+from phijax.errors import PhijaxError
+
+# Synchronous reads: rows run many small pipelines, and threads per pipeline would swamp the host.
+SYNC_READ = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+
+
+class DataError(PhijaxError):
+    """Data that cannot be used: a missing path, an empty glob, a bad record under `data.strict`."""
+
+
+class BadRecord(Exception):
+    """A malformed record: `where` is `file:line` (or `source[index]`), `reason` says what is wrong."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------- paths
+def expand_paths(patterns: str | Sequence[str], source: str) -> list[Path]:
+    """Files matched by `patterns` (globs, `**` allowed), sorted per pattern, for source `source`.
+
+    Raises `DataError` at start-up for a pattern that matches no file, so a typo never surfaces
+    mid-run as an exhausted source.
+    """
+    if isinstance(patterns, (str, Path)):
+        patterns = [str(patterns)]
+    if not patterns:
+        raise DataError(f"data source `{source}` has no paths: add `paths: [data/*.jsonl]` to its entry")
+    files: list[Path] = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(str(pattern), recursive=True))
+        matched = [m for m in matched if Path(m).is_file()]
+        if not matched:
+            raise DataError(
+                f"data source `{source}`: no file matches {pattern!r} (relative to {Path.cwd()}); "
+                "fix the path in data.sources"
+            )
+        files += [Path(m) for m in matched]
+    return files
+
+
+# ------------------------------------------------------------------------------------- records
+def text_record(obj: Any, text_field: str, where: str) -> dict[str, Any]:
+    """`{"text": ...}` or `{"messages": [...]}` from a parsed row; `BadRecord` if it has neither.
+
+    `text_field` names the field holding the document; a list-valued field is read as chat messages.
+    """
+    if not isinstance(obj, dict):
+        raise BadRecord(where, f"expected an object, got {type(obj).__name__}")
+    if text_field not in obj:
+        raise BadRecord(where, f"missing field `{text_field}`")
+    value = obj[text_field]
+    if isinstance(value, str):
+        return {"text": value}
+    if isinstance(value, list):
+        return {"messages": check_messages(value, where)}
+    raise BadRecord(where, f"field `{text_field}` must be a string or a list of messages, "
+                           f"got {type(value).__name__}")
+
+
+def check_messages(messages: Any, where: str) -> list[dict[str, str]]:
+    """Validate chat messages: a list of `{role: str, content: str}`."""
+    if not isinstance(messages, list) or not messages:
+        raise BadRecord(where, "`messages` must be a non-empty list")
+    for message in messages:
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)):
+            raise BadRecord(where, f"bad chat message {message!r}: need string `role` and `content`")
+    return messages
+
+
+class LineIndex:
+    """Random access to the lines of text files, by byte offsets found in one scan at start-up.
+
+    `.gz` files are decompressed into memory once (gzip has no random access).
+    """
+
+    def __init__(self, files: Sequence[Path]):
+        self.files = list(files)
+        self._spans: list[tuple[int, int, int]] = []  # (file index, line number, byte offset)
+        self._blobs: dict[int, bytes] = {}
+        for f, path in enumerate(self.files):
+            self._index_file(f, path)
+        self._handles: dict[int, Any] = {}
+
+    def _index_file(self, f: int, path: Path) -> None:
+        if path.suffix == ".gz":
+            import gzip
+
+            self._blobs[f] = gzip.decompress(path.read_bytes())
+            lines: Iterable[bytes] = self._blobs[f].splitlines(keepends=True)
+        else:
+            lines = open(path, "rb")
+        offset = 0
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                self._spans.append((f, number, offset))
+            offset += len(line)
+        if hasattr(lines, "close"):
+            lines.close()
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def line(self, index: int) -> tuple[bytes, str]:
+        """Line `index` (non-blank lines only, counted over all files) and its `file:line`."""
+        f, number, offset = self._spans[index]
+        where = f"{self.files[f]}:{number}"
+        if f in self._blobs:
+            blob = self._blobs[f]
+            end = blob.find(b"\n", offset)
+            return blob[offset: None if end < 0 else end], where
+        handle = self._handles.get(f) or self._handles.setdefault(f, open(self.files[f], "rb"))
+        handle.seek(offset)
+        return handle.readline(), where
+
+
+# --------------------------------------------------------------------------------- grain datasets
+def is_random_access(source: Any) -> bool:
+    return hasattr(source, "__len__") and hasattr(source, "__getitem__")
+
+
+def source_dataset(
+    source: Any, name: str, *, epochs: float | None, seed: int, row: int, rows: int,
+    transform: Callable[[Any], Any],
+) -> grain.IterDataset:
+    """The records of `source` that mixture row `row` of `rows` reads, mapped by `transform`.
+
+    Random-access: one seeded permutation per epoch over the whole source; the concatenated epochs,
+    capped at `epochs` (fractional allowed, None = unlimited), are dealt to rows round-robin.
+    Iterable: the stream in order (re-iterated per epoch), dealt round-robin the same way.
+    """
+    if is_random_access(source):
+        length = len(source)
+        if length == 0:
+            raise DataError(f"data source `{name}` is empty: check its paths and filters")
+        ds = grain.MapDataset.source(_GuardedSource(source, name)).shuffle(seed)
+        ds = ds.repeat(None if epochs is None else max(1, math.ceil(epochs)))
+        if epochs is not None:
+            ds = ds[: round(epochs * length)]
+        return ds[row::rows].map(transform).to_iter_dataset(SYNC_READ)
+    if not isinstance(source, Iterable):
+        raise DataError(f"data source `{name}` returned {type(source).__name__}: a source must be "
+                        "random-access (__len__, __getitem__) or an iterable of records")
+    return _StreamDataset(source, name, epochs, row, rows).map(transform)
+
+
+class _GuardedSource:
+    """Turns a `BadRecord` raised by `source[i]` into a value, so grain keeps going and we count it."""
+
+    def __init__(self, source: Any, name: str):
+        self._source = source
+        self._name = name
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            record = self._source[index]
+        except BadRecord as bad:
+            return bad
+        return _where_if_bad(record, f"{self._name}[{index}]")
+
+
+def _where_if_bad(record: Any, where: str) -> Any:
+    if isinstance(record, BadRecord):
+        return record
+    if not isinstance(record, dict) or not ("text" in record or "messages" in record):
+        return BadRecord(where, "record has neither `text` nor `messages`")
+    return record
+
+
+class _StreamDataset(grain.IterDataset):
+    """An iterable source as a grain dataset; resumable by counting what was consumed."""
+
+    def __init__(self, source: Iterable, name: str, epochs: float | None, row: int, rows: int):
+        super().__init__()
+        self.source, self.name, self.epochs, self.row, self.rows = source, name, epochs, row, rows
+
+    def __iter__(self) -> grain.DatasetIterator:
+        return _StreamIterator(self)
+
+
+class _StreamIterator(grain.DatasetIterator):
+    def __init__(self, ds: _StreamDataset):
+        super().__init__()
+        self._ds = ds
+        self._position = 0  # index into the endless concatenation of epochs, before sharding
+        self._stream: Iterator[tuple[int, Any]] | None = None
+        self._cap: int | None = None
+
+    def _records(self, start: int) -> Iterator[tuple[int, Any]]:
+        """(position, record) from `start` on, across epochs, up to the epoch cap."""
+        position = 0
+        while True:
+            empty = True
+            for record in self._ds.source:
+                empty = False
+                if self._cap is not None and position >= self._cap:
+                    return
+                if position >= start:
+                    yield position, record
+                position += 1
+            if empty:
+                raise DataError(f"data source `{self._ds.name}` yielded no records")
+
+    def __next__(self) -> Any:
+        if self._stream is None:
+            if self._ds.epochs is not None and self._cap is None:
+                self._cap = round(self._ds.epochs * sum(1 for _ in self._ds.source))
+            self._stream = self._records(self._position)
+        for position, record in self._stream:
+            self._position = position + 1
+            if position % self._ds.rows == self._ds.row:
+                return _where_if_bad(record, f"{self._ds.name}[{position}]")
+        raise StopIteration
+
+    def get_state(self) -> dict[str, Any]:
+        return {"position": self._position}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._position = int(state["position"])
+        self._stream = None
