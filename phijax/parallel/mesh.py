@@ -1,0 +1,119 @@
+"""The device mesh and the logical-axis rules that map parameters and batches onto it.
+
+Parameters carry logical axis names (`embed`, `heads`, `mlp`, ...); the config's `mesh.rules` table
+maps each to a mesh axis (`data`, `fsdp`, `tensor`), a list of them, or nothing (replicated).
+Changing the parallelism is a config change: the model never names a mesh axis.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from phijax.config import MeshConfig
+from phijax.errors import ConfigError
+
+MESH_AXES = ("data", "fsdp", "tensor")
+log = logging.getLogger(__name__)
+
+
+def mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:
+    """(data, fsdp, tensor) sizes with the single -1 resolved to the devices left over."""
+    sizes = [cfg.data, cfg.fsdp, cfg.tensor]
+    if sizes.count(-1) > 1:
+        raise ConfigError("at most one of mesh.data, mesh.fsdp, mesh.tensor may be -1 (\"the rest\")")
+    if any(s == 0 or s < -1 for s in sizes):
+        raise ConfigError(f"mesh sizes must be positive or -1, got data={cfg.data} fsdp={cfg.fsdp} tensor={cfg.tensor}")
+    fixed = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        if num_devices % fixed:
+            raise ConfigError(
+                f"mesh: {num_devices} devices cannot be split with the fixed sizes (product {fixed}); "
+                "choose mesh sizes that divide the device count"
+            )
+        sizes[sizes.index(-1)] = num_devices // fixed
+    if math.prod(sizes) > num_devices:
+        raise ConfigError(
+            f"mesh data={sizes[0]} fsdp={sizes[1]} tensor={sizes[2]} needs {math.prod(sizes)} devices, "
+            f"only {num_devices} present: shrink mesh.* or set one to -1"
+        )
+    return tuple(sizes)  # type: ignore[return-value]
+
+
+def build_mesh(cfg: MeshConfig, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A ('data', 'fsdp', 'tensor') mesh; a mesh smaller than the device count uses the first devices."""
+    devices = list(devices if devices is not None else jax.devices())
+    shape = mesh_shape(cfg, len(devices))
+    used = math.prod(shape)
+    if used < len(devices):
+        log.warning("mesh %s uses the first %d of %d devices", dict(zip(MESH_AXES, shape)), used, len(devices))
+    return Mesh(np.asarray(devices[:used]).reshape(shape), MESH_AXES)
+
+
+def logical_to_spec(axes: Sequence[str | None], rules: dict[str, Any]) -> PartitionSpec:
+    """PartitionSpec for logical axis names; a mesh axis already used by an earlier dim is dropped."""
+    used: set[str] = set()
+    spec = []
+    for name in axes:
+        if name is None:
+            spec.append(None)
+            continue
+        if name not in rules:
+            raise ConfigError(f"mesh.rules has no entry for logical axis `{name}`: add `{name}: <mesh axis or null>`")
+        target = rules[name]
+        targets = [target] if isinstance(target, str) else list(target or [])
+        unknown = [t for t in targets if t not in MESH_AXES]
+        if unknown:
+            raise ConfigError(f"mesh.rules.{name} names unknown mesh axis `{unknown[0]}` (axes: {', '.join(MESH_AXES)})")
+        free = tuple(t for t in targets if t not in used)
+        used.update(free)
+        spec.append(free[0] if len(free) == 1 else (free or None))
+    return PartitionSpec(*spec)
+
+
+def sharding_for(mesh: Mesh, axes: Sequence[str | None], rules: dict[str, Any], shape: Sequence[int], name: str) -> NamedSharding:
+    """NamedSharding of one array, refusing a dimension its mesh axes do not divide."""
+    spec = logical_to_spec(axes, rules)
+    for dim, (size, entry) in enumerate(zip(shape, spec)):
+        parts = math.prod(mesh.shape[a] for a in ((entry,) if isinstance(entry, str) else entry or ()))
+        if size % parts:
+            raise ConfigError(
+                f"{name}: dimension {dim} ({axes[dim]}, size {size}) does not divide over mesh axes {entry} "
+                f"({parts} devices); change mesh sizes or mesh.rules.{axes[dim]}"
+            )
+    return NamedSharding(mesh, spec)
+
+
+def state_shardings(abstract_state: nnx.State, mesh: Mesh, rules: dict[str, Any]) -> nnx.State:
+    """A NamedSharding for every Variable of an abstract state, from its `out_sharding` names."""
+
+    def one(path, var):
+        axes = var.get_metadata().get("out_sharding") or (None,) * len(var.shape)
+        name = ".".join(str(getattr(k, "key", k)) for k in path)
+        return var.replace(sharding_for(mesh, axes, rules, var.shape, name))
+
+    return jax.tree_util.tree_map_with_path(one, abstract_state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def batch_sharding(mesh: Mesh, rules: dict[str, Any]) -> NamedSharding:
+    """Sharding of [batch, length] token arrays."""
+    return NamedSharding(mesh, logical_to_spec(("batch", "length"), rules))
+
+
+def init_sharded(make: Callable[[], nnx.Module], mesh: Mesh, rules: dict[str, Any]) -> nnx.Module:
+    """Build a module with every Variable created already sharded (inside jit, no full host copy)."""
+    graphdef, abstract_state = nnx.split(nnx.eval_shape(make))
+    shardings = state_shardings(abstract_state, mesh, rules)
+
+    @partial(jax.jit, out_shardings=shardings)
+    def init() -> nnx.State:
+        return nnx.split(make())[1]
+
+    return nnx.merge(graphdef, init())
