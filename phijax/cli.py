@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("dst")
     p.set_defaults(func=_cmd_convert)
+
+    # Keep these last: plugin commands may not take the name of a core command added above.
+    from phijax.plugins.cli import add_plugin_commands, add_plugins_command
+
+    add_plugins_command(sub)
+    add_plugin_commands(sub)
     return parser
 
 

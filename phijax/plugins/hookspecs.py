@@ -1,0 +1,101 @@
+"""The hooks a phijax plugin may implement: the reference documentation for plugin authors.
+
+Every hook is *register style*: it receives a `register(name, factory)` callable and calls it once
+per component, so one plugin can provide many components and the core owns naming, collisions and
+lookup. A plugin implements a hook with a function of the same name decorated `@hookimpl`::
+
+    from phijax.plugins import hookimpl
+
+    @hookimpl
+    def phijax_register_data_sources(register):
+        register("my_source", MySource)
+
+Names are lower-case words joined by `_` (`jsonl`, `math_answer`); a config selects a component by
+its name. Registering a name that another plugin registered for the same kind is an error naming
+both plugins. Hooks run once per process when the registry loads; they must be cheap: no file I/O,
+no jax, no network. What each kind of factory must return is in `phijax.plugins.protocols`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from phijax.plugins import hookspec
+
+Register = Callable[[str, Callable], None]
+"""`register(name, factory)`: make `factory` available under `name` for this hook's kind."""
+
+
+@hookspec
+def phijax_register_data_sources(register: Register) -> None:
+    """Register data sources: `register(name, factory)`.
+
+    `factory(**options)` receives the options of a `data.sources` config entry (every key but
+    `name`, `source`, `weight`, `epochs`) and returns a random-access source (`__len__` and
+    `__getitem__(index) -> record dict`, grain's protocol; preferred: exact resume and global
+    shuffle) or an iterable of record dicts (streamed; resumed by skipping what was consumed).
+    Records carry `text` or chat `messages`. See `protocols.DataSourceFactory`, `RandomAccessSource`.
+    Config: `data.sources: [{name: mine, source: NAME, weight: 1.0, ...options}]`.
+    """
+
+
+@hookspec
+def phijax_register_synthetic_generators(register: Register) -> None:
+    """Register synthetic-data generators: `register(name, factory)`.
+
+    `factory(**options)` returns a generator `gen(seeds, *, policy, seed) -> Iterator[record]` that
+    turns seed records into new training records, prompting `policy` (a `protocols.Policy`, or None)
+    and drawing randomness only from the integer `seed`. See `protocols.SyntheticGenerator`.
+    """
+
+
+@hookspec
+def phijax_register_reward_estimators(register: Register) -> None:
+    """Register success estimators for Pivotal Token Search: `register(name, factory)`.
+
+    `factory(**options)` returns `est(problem, prefix_ids, *, policy, verifier, seed) -> float`, the
+    estimated p(success | query, prefix) in [0, 1] for the token prefix `prefix_ids`, judging sampled
+    completions with `verifier`. See `protocols.RewardEstimator`. Config: `estimator: NAME`.
+    """
+
+
+@hookspec
+def phijax_register_verifiers(register: Register) -> None:
+    """Register verifiers: `register(name, factory)`.
+
+    `factory(**options)` returns `verify(completion: str, problem: dict) -> bool`: True when the
+    completed answer is correct for the problem record (e.g. its `answer` or `tests`). Deterministic
+    and side-effect free. See `protocols.Verifier`. Config: `verifier: NAME`.
+    """
+
+
+@hookspec
+def phijax_register_evaluators(register: Register) -> None:
+    """Register benchmark evaluators: `register(name, factory)`.
+
+    `factory(**options)` (benchmark file, split, limit, ...) returns
+    `evaluate(policy, *, seed) -> dict[str, float]`, metrics by name, scoring the model through the
+    `protocols.Policy` methods `generate`, `complete` and `loglikelihood`. See `protocols.Evaluator`.
+    Config: `evaluator: NAME`.
+    """
+
+
+@hookspec
+def phijax_register_metric_loggers(register: Register) -> None:
+    """Register sinks for training metrics: `register(name, factory)`.
+
+    `factory(run_dir: pathlib.Path, **options)` returns an object with
+    `log(step: int, metrics: dict[str, float])` and `close()`; only process 0 creates loggers.
+    See `protocols.MetricLogger`. Built-ins: `jsonl` (run_dir/metrics.jsonl), `tensorboard`.
+    """
+
+
+@hookspec
+def phijax_register_commands(register: Register) -> None:
+    """Register `phijax <name>` subcommands: `register(name, factory)`.
+
+    `factory(parser: argparse.ArgumentParser)` adds the command's arguments and returns
+    `run(args: argparse.Namespace) -> int` (the exit status); the first line of the factory's
+    docstring is the command's help. A name that a core command already uses is refused.
+    See `protocols.CommandFactory`.
+    """

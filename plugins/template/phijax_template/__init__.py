@@ -1,0 +1,1 @@
+"""Example phijax plugin: the `sums` data source and the `sums_exact_match` evaluator."""
