@@ -81,10 +81,11 @@ class ParquetSource:
         self._groups: list[tuple[int, int, int, int]] = []  # (file, group, first row, first in file)
         total = 0
         for f, path in enumerate(self._files):
-            meta = pq.ParquetFile(path).metadata
-            if text_field not in meta.schema.names:
+            parquet = pq.ParquetFile(path)
+            meta, columns = parquet.metadata, parquet.schema_arrow.names
+            if text_field not in columns:
                 raise DataError(f"{path} has no column `{text_field}` (columns: "
-                                f"{', '.join(meta.schema.names)}); set text_field in data.sources")
+                                f"{', '.join(columns)}); set text_field in data.sources")
             in_file = 0
             for g in range(meta.num_row_groups):
                 self._groups.append((f, g, total, in_file))
