@@ -48,8 +48,10 @@ def make_dist(site_dir: Path) -> Callable[..., str]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_process_registry():
-    """Each test starts and ends without a cached process-wide registry."""
+def fresh_process_registry(monkeypatch: pytest.MonkeyPatch):
+    """Each test starts and ends without a cached process-wide registry or plugin env vars."""
+    monkeypatch.delenv("PHIJAX_PLUGINS", raising=False)
+    monkeypatch.delenv("PHIJAX_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     reset_registry()
     yield
     reset_registry()

@@ -1,0 +1,141 @@
+"""Every hookspec is documented and exercised: a plugin registers through it and the core uses the result."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+
+import pytest
+
+from phijax.plugins import hookimpl, hookspecs, protocols
+from phijax.plugins.registry import KINDS, hook_name, load_registry
+
+
+class EchoPolicy:
+    """A stand-in model: echoes prompts, completes prefixes with `"<n>"`, scores by length."""
+
+    def generate(self, prompts, *, max_new_tokens, temperature=0.0, seed=0):
+        return [p.upper() for p in prompts]
+
+    def complete(self, prefix_ids, *, num_samples, max_new_tokens, temperature=1.0, seed=0):
+        return [str(len(prefix_ids))] * num_samples
+
+    def loglikelihood(self, requests):
+        return [-float(len(c)) for _, c in requests]
+
+
+def _data_source(**options):
+    return [{"text": f"record {i}"} for i in range(options.get("n", 2))]
+
+
+def _generator():
+    def generate(seeds, *, policy, seed):
+        for record in seeds:
+            yield {"text": policy.generate([record["text"]], max_new_tokens=4)[0]}
+    return generate
+
+
+def _verifier():
+    return lambda completion, problem: completion.strip() == problem["answer"]
+
+
+def _estimator():
+    def success_probability(problem, prefix_ids, *, policy, verifier, seed):
+        outs = policy.complete(prefix_ids, num_samples=4, max_new_tokens=8, seed=seed)
+        return sum(verifier(o, problem) for o in outs) / len(outs)
+    return success_probability
+
+
+def _evaluator():
+    def evaluate(policy, *, seed):
+        return {"accuracy": float(policy.generate(["a"], max_new_tokens=1) == ["A"])}
+    return evaluate
+
+
+class _ListLogger:
+    def __init__(self, run_dir, **options):
+        self.run_dir, self.logged, self.closed = run_dir, [], False
+
+    def log(self, step, metrics):
+        self.logged.append((step, dict(metrics)))
+
+    def close(self):
+        self.closed = True
+
+
+def _command(parser):
+    """Say hello."""
+    parser.add_argument("--who", default="world")
+    return lambda args: len(args.who)
+
+
+def _use(kind: str, registry, tmp_path):
+    """Build the component registered as `sample` and use it the way the core does; return the result."""
+    policy, verify = EchoPolicy(), _verifier()
+    if kind == "data_sources":
+        return list(registry.create(kind, "sample", n=3))
+    if kind == "synthetic_generators":
+        return list(registry.create(kind, "sample")([{"text": "seed"}], policy=policy, seed=0))
+    if kind == "reward_estimators":
+        return registry.create(kind, "sample")({"answer": "3"}, [1, 2, 3], policy=policy, verifier=verify, seed=0)
+    if kind == "verifiers":
+        return registry.create(kind, "sample")(" 42 ", {"answer": "42"})
+    if kind == "evaluators":
+        return registry.create(kind, "sample")(policy, seed=0)
+    if kind == "metric_loggers":
+        logger = registry.create(kind, "sample", tmp_path)
+        logger.log(1, {"loss": 2.5})
+        logger.close()
+        return logger.logged, logger.closed
+    parser = argparse.ArgumentParser()
+    return registry.create(kind, "sample", parser)(parser.parse_args(["--who", "phi"]))
+
+
+SAMPLES = {
+    "data_sources": (_data_source, [{"text": "record 0"}, {"text": "record 1"}, {"text": "record 2"}]),
+    "synthetic_generators": (_generator, [{"text": "SEED"}]),
+    "reward_estimators": (_estimator, 1.0),
+    "verifiers": (_verifier, True),
+    "evaluators": (_evaluator, {"accuracy": 1.0}),
+    "metric_loggers": (_ListLogger, ([(1, {"loss": 2.5})], True)),
+    "commands": (_command, 3),
+}
+
+
+def _hookspec_names() -> set[str]:
+    return {name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+            if hasattr(fn, "phijax_spec")}
+
+
+def test_every_hookspec_is_a_registry_kind_with_a_sample_below():
+    assert _hookspec_names() == {hook_name(kind) for kind in KINDS}
+    assert set(SAMPLES) == set(KINDS)
+
+
+@pytest.mark.parametrize("hook", sorted(_hookspec_names()))
+def test_every_hookspec_documents_its_component(hook):
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    assert doc.startswith("Register ") and "register(name, factory)" in doc
+    assert "factory(" in doc and "protocols." in doc  # says what the factory returns, points to the protocol
+    assert list(inspect.signature(getattr(hookspecs, hook)).parameters) == ["register"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_hook_registers_a_component_the_core_can_use(kind, tmp_path):
+    factory, expected = SAMPLES[kind]
+    plugin = type(f"{kind}_plugin", (), {
+        hook_name(kind): hookimpl(lambda self, register: register("sample", factory)),
+    })()
+    registry = load_registry({}, builtins=False, plugins=[(f"{kind}-plugin", plugin)])
+    assert registry.names(kind) == ["sample"]
+    assert registry.hooks[f"{kind}-plugin"] == [hook_name(kind)]
+    assert _use(kind, registry, tmp_path) == expected
+
+
+@pytest.mark.parametrize("protocol, sample", [
+    (protocols.RandomAccessSource, [{"text": "a"}]),
+    (protocols.Verifier, _verifier()),
+    (protocols.MetricLogger, _ListLogger("run")),
+])
+def test_sample_components_satisfy_the_runtime_protocols(protocol, sample):
+    assert isinstance(sample, protocol)
