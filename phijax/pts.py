@@ -108,13 +108,16 @@ class _MemoisedEstimates:
 
 
 def _as_estimate(value: float | SuccessEstimate, prefix: Prefix) -> SuccessEstimate:
-    estimate = value if isinstance(value, SuccessEstimate) else SuccessEstimate(float(value))
-    p = estimate.probability
-    if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+    estimate = value if isinstance(value, SuccessEstimate) else SuccessEstimate(value)
+    try:
+        p = float(estimate.probability)  # also numpy and jax scalars
+    except (TypeError, ValueError):
+        p = math.nan
+    if not 0.0 <= p <= 1.0:
         raise InvalidEstimateError(
             f"success_probability returned {p!r} for a prefix of {len(prefix)} tokens; "
             "it must return a probability in [0, 1] (or a SuccessEstimate holding one)")
-    return estimate
+    return SuccessEstimate(p, tuple(estimate.rollouts))
 
 
 def _split_points(tokens: Sequence[int], logprobs: Sequence[float] | None) -> Callable[[int, int], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from phijax.pts import (
@@ -138,6 +139,12 @@ def test_non_monotone_curves_never_give_false_pivots(seed):
     assert found <= brute_force_pivots(curve, GAP)
 
 
+def test_numpy_probabilities_are_accepted():
+    result = pivotal_token_search([4, 5], lambda prefix: np.float32(0.1 + 0.4 * len(prefix)))
+    assert [t.index for t in result.pivotal_tokens] == [0, 1]
+    assert isinstance(result.pivotal_tokens[0].p_after, float)
+
+
 def test_short_completions():
     assert pivotal_token_search([], lambda prefix: 0.5).pivotal_tokens == ()
     result = pivotal_token_search([7], lambda prefix: 0.2 + 0.6 * len(prefix))
@@ -146,8 +153,9 @@ def test_short_completions():
 
 
 def test_bad_estimates_and_arguments_are_rejected_with_the_fix():
-    with pytest.raises(InvalidEstimateError, match=r"probability in \[0, 1\]"):
-        pivotal_token_search([1, 2, 3], lambda prefix: 1.5)
+    for bad in (1.5, -0.1, float("nan"), None, "0.5x"):
+        with pytest.raises(InvalidEstimateError, match=r"probability in \[0, 1\]"):
+            pivotal_token_search([1, 2, 3], lambda prefix: bad)
     with pytest.raises(ValueError, match="one log-probability per completion token"):
         pivotal_token_search([1, 2, 3], lambda prefix: 0.5, logprobs=[-1.0])
     with pytest.raises(ValueError, match="finite log-probability"):
