@@ -59,6 +59,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from phijax.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from phijax.data.stats import print_stats
+
+    if args.batches < 1:
+        raise PhijaxError(f"--batches must be at least 1, got {args.batches}")
+    print_stats(cfg, args.batches, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and for plugins that add commands)."""
     parser = _Parser(prog="phijax", description="Phi-4 training recipe in JAX.")
@@ -79,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("dst")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("data", help="inspect the training data pipeline")
+    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    data_sub.required = True
+    p = data_sub.add_parser("stats", help="iterate N global batches; report the mixture per source")
+    _add_config_args(p)
+    p.add_argument("--batches", type=int, default=10, help="global batches to draw (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=_cmd_data_stats)
 
     # Keep these last: plugin commands may not take the name of a core command added above.
     from phijax.plugins.cli import add_plugin_commands, add_plugins_command

@@ -2,8 +2,9 @@
 
 Weights are shares of *tokens*, not of documents (a source of long documents must not crowd out one
 of short ones), so the next document is drawn from the source furthest behind its share: the active
-source with the smallest `tokens_drawn / weight`. This deterministic scheduling keeps every row's
-realised shares within one document of the weights, with no random drift to wait out.
+source with the smallest `(tokens_drawn + mean document length) / weight`. This deterministic
+scheduling keeps every row's realised shares within about one document of the weights, with no
+random drift to wait out.
 
 A source capped by `epochs` runs dry; `on_epoch_cap` decides what follows: `stop` ends the stream,
 `renormalize` spreads its weight over the sources still active. Bad records are counted per source
@@ -83,7 +84,13 @@ class MixtureIterator(grain.DatasetIterator):
         active = [s for s, done in enumerate(self.exhausted) if not done]
         if not active:
             raise StopIteration
-        return min(active, key=lambda s: self.tokens[s] / self._ds.weights[s])
+        return min(active, key=self._share_after_next)
+
+    def _share_after_next(self, s: int) -> float:
+        """Tokens per unit weight once source `s` adds a document of its mean length so far: picking
+        the smallest finishes documents closest to the weights (weighted fair queueing)."""
+        mean = self.tokens[s] / self.docs[s] if self.docs[s] else 0.0
+        return (self.tokens[s] + mean) / self._ds.weights[s]
 
     def _on_exhausted(self, s: int) -> None:
         self.exhausted[s] = True

@@ -30,10 +30,11 @@ import grain
 import numpy as np
 
 from phijax.config import Config, SourceSpec
+from phijax.errors import PhijaxError
 from phijax.data.documents import Tokenize
 from phijax.data.mixture import MixtureDataset
 from phijax.data.packing import ROW_KEYS, PackedRowsDataset
-from phijax.data.sources import DataError, source_dataset
+from phijax.data.sources import DataError, is_random_access, source_dataset
 from phijax.data.tokenizer import Tokenizer, load_tokenizer
 
 BATCH_KEYS = ROW_KEYS[:-1]  # source_ids only on request
@@ -72,7 +73,8 @@ def build_dataset(
         _row_dataset(cfg, specs, sources, tokenizer, row)
         for row in range(first, first + per_process)
     ]
-    return BatchDataset(rows, first, global_batch, with_sources)
+    lengths = [len(s) if is_random_access(s) else None for s in sources]
+    return BatchDataset(rows, first, global_batch, with_sources, lengths)
 
 
 def tokenizer_for(name: str) -> Tokenizer:
@@ -103,7 +105,13 @@ def open_sources(specs: Sequence[SourceSpec]) -> list[Any]:
     if duplicates:
         raise DataError(f"data.sources names must be unique; {duplicates[0]!r} appears twice")
     registry = get_registry()
-    return [registry.create("data_sources", spec.source, **spec.options) for spec in specs]
+    sources = []
+    for spec in specs:
+        try:
+            sources.append(registry.create("data_sources", spec.source, **spec.options))
+        except PhijaxError as err:
+            raise DataError(f"data.sources entry `{spec.name}`: {err}") from err
+    return sources
 
 
 def source_seed(seed: int, name: str) -> int:
@@ -130,12 +138,16 @@ def _row_dataset(
 
 # ---------------------------------------------------------------------------------------- batches
 class BatchDataset(grain.IterDataset):
-    """Rows `[first, first + len(rows))` of each global batch, stacked."""
+    """Rows `[first, first + len(rows))` of each global batch, stacked.
+
+    `source_lengths`: records per epoch of each source (None for streamed ones), for statistics.
+    """
 
     def __init__(self, rows: Sequence[PackedRowsDataset], first: int, global_batch: int,
-                 with_sources: bool = False):
+                 with_sources: bool = False, source_lengths: Sequence[int | None] = ()):
         super().__init__(list(rows))
         self.first, self.global_batch, self.with_sources = first, global_batch, with_sources
+        self.source_lengths = list(source_lengths)
 
     def __iter__(self) -> BatchIterator:
         return BatchIterator(self)

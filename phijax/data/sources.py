@@ -55,8 +55,7 @@ def expand_paths(patterns: str | Sequence[str], source: str) -> list[Path]:
         matched = [m for m in matched if Path(m).is_file()]
         if not matched:
             raise DataError(
-                f"data source `{source}`: no file matches {pattern!r} (relative to {Path.cwd()}); "
-                "fix the path in data.sources"
+                f"no file matches {pattern!r} (relative to {Path.cwd()}); fix the path in data.sources"
             )
         files += [Path(m) for m in matched]
     return files
