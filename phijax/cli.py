@@ -42,9 +42,11 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from phijax.config import load_config
-    from phijax.train.main import train
 
-    train(load_config(args.config, args.overrides))
+    cfg = load_config(args.config, args.overrides)  # bad config fails before the heavy imports
+    from phijax.train.loop import train
+
+    train(cfg)
     return 0
 
 

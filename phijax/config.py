@@ -74,6 +74,9 @@ class MeshConfig:
     data: int = 1
     fsdp: int = -1
     tensor: int = 1
+    # On a host with no accelerator, split the CPU into this many XLA devices (a CPU mesh for tests
+    # and laptops). Applied only if the process has not set --xla_force_host_platform_device_count.
+    cpu_devices: int | None = None
     rules: dict[str, Any] = field(
         default_factory=lambda: {
             "batch": ["data", "fsdp"],
@@ -147,6 +150,12 @@ class TrainConfig:
     grad_accum: int = 1
     log_every: int = 1
     seed: int = 0
+    # Sequence positions per chunk of the LM-head loss: bounds live fp32 logits to batch·chunk·vocab.
+    loss_chunk: int = 1024
+    # Metric sinks by registered name (phijax_register_metric_loggers); jsonl writes metrics.jsonl.
+    metric_loggers: tuple[str, ...] = ("jsonl",)
+    # Peak dense TFLOP/s of one device for MFU; null = phijax.train.metrics.PEAK_TFLOPS by device kind.
+    peak_tflops: float | None = None
 
 
 @dataclass(frozen=True)
@@ -422,7 +431,8 @@ def _coerce_scalar(hint: type, value: Any, dotted: str, origins: Mapping[str, st
             return value
     else:
         raise TypeError(f"unsupported config type {hint!r} at {dotted}")
-    raise _type_error(dotted, origins, f"a {hint.__name__}", value)
+    article = "an" if hint.__name__[0] in "aeiou" else "a"
+    raise _type_error(dotted, origins, f"{article} {hint.__name__}", value)
 
 
 def _type_error(dotted: str, origins: Mapping[str, str], expected: str, value: Any) -> ConfigError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -22,6 +23,13 @@ from phijax.errors import ConfigError
 
 MESH_AXES = ("data", "fsdp", "tensor")
 log = logging.getLogger(__name__)
+
+
+def request_cpu_devices(count: int | None) -> None:
+    """Ask XLA for `count` host devices; must run before jax first touches a backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if count and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
 def mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:

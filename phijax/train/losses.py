@@ -84,3 +84,34 @@ def _check_dpo_args(beta: float, label_smoothing: float, loss_type: str) -> None
         raise ValueError(f"label_smoothing={label_smoothing!r} must be in [0, 0.5)")
     if loss_type == "ipo" and label_smoothing:
         raise ValueError("label_smoothing applies to the sigmoid loss only; set it to 0 for ipo")
+
+
+def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
+                    chunk: int = 1024) -> tuple[jax.Array, jax.Array]:
+    """Summed next-token cross-entropy and the number of trained tokens, without whole logits.
+
+    hidden: [batch, seq, embed] final-normed states; lm_head: [embed, vocab]; targets, mask:
+    [batch, seq]. The sequence is cut into chunks of at most `chunk` positions; each chunk's fp32
+    logits [batch, chunk, vocab] are made, reduced to a log-sum-exp and the target's logit, and
+    dropped. The chunk body is rematerialised, so the backward pass also holds one chunk's logits
+    at a time instead of [batch, seq, vocab]. Returns (sum of -log p(target) over masked tokens,
+    count of masked tokens), both fp32 scalars: callers divide once over the whole global batch.
+    """
+    batch, seq, embed = hidden.shape
+    size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
+    n = seq // size
+
+    def split(x: jax.Array) -> jax.Array:  # [batch, seq, ...] → [n, batch, size, ...]
+        return jnp.moveaxis(x.reshape(batch, n, size, *x.shape[2:]), 1, 0)
+
+    @jax.checkpoint
+    def chunk_loss(total: jax.Array, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+        h, t, m = xs
+        logits = jnp.einsum("bsd,dv->bsv", h, lm_head.astype(h.dtype), preferred_element_type=jnp.float32)
+        picked = jnp.take_along_axis(logits, t[..., None].astype(jnp.int32), axis=-1)[..., 0]
+        losses = jax.nn.logsumexp(logits, axis=-1) - picked
+        return total + jnp.sum(losses * m), None
+
+    mask = mask.astype(jnp.float32)
+    total, _ = jax.lax.scan(chunk_loss, jnp.zeros((), jnp.float32), (split(hidden), split(targets), split(mask)))
+    return total, jnp.sum(mask)

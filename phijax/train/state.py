@@ -1,0 +1,66 @@
+"""The training state — parameters and optimizer state as plain pytrees — created sharded.
+
+`params` is the model's parameters as a nested dict (`nnx.to_pure_dict` layout, layers stacked):
+the same tree a checkpoint's `params` item and a model directory hold. Nothing full-size is built on
+a host: shapes come from `nnx.eval_shape`, and initialisation runs inside `jit` with output
+shardings taken from the parameters' logical axes and the config's rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from phijax.config import ModelConfig
+from phijax.model.phi4 import Phi4
+from phijax.parallel.mesh import state_shardings
+
+TrainState = dict[str, Any]  # {"params": nested dict, "opt_state": optax state}
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """How the model and its train state are laid out: graph, abstract shapes and shardings."""
+
+    graphdef: Any
+    abstract: TrainState   # ShapeDtypeStructs
+    shardings: TrainState  # NamedShardings
+
+
+def state_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, rules: dict[str, Any]) -> StateLayout:
+    """Shapes and shardings of {params, opt_state}; optimizer moments are sharded like their params."""
+    graphdef, abstract_vars = nnx.split(nnx.eval_shape(lambda: Phi4(cfg, rngs=nnx.Rngs(0))))
+    params = nnx.to_pure_dict(abstract_vars)
+    param_shardings = nnx.to_pure_dict(state_shardings(abstract_vars, mesh, rules))
+    opt_state = jax.eval_shape(tx.init, params)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    opt_shardings = optax.tree_utils.tree_map_params(
+        tx, lambda _, sharding: sharding, opt_state, param_shardings,
+        transform_non_params=lambda _: replicated,
+    )
+    return StateLayout(
+        graphdef=graphdef,
+        abstract={"params": params, "opt_state": opt_state},
+        shardings={"params": param_shardings, "opt_state": opt_shardings},
+    )
+
+
+def init_state(cfg: ModelConfig, tx: optax.GradientTransformation, layout: StateLayout, seed: int) -> TrainState:
+    """Fresh parameters (from `seed`) and optimizer state, created directly in their shardings."""
+
+    def init() -> TrainState:
+        params = nnx.to_pure_dict(nnx.state(Phi4(cfg, rngs=nnx.Rngs(seed))))
+        return {"params": params, "opt_state": tx.init(params)}
+
+    return jax.jit(init, out_shardings=layout.shardings)()
+
+
+def state_from_params(params: dict[str, Any], tx: optax.GradientTransformation, layout: StateLayout) -> TrainState:
+    """A train state around given (already sharded) parameters, with a fresh optimizer state."""
+    opt_state = jax.jit(tx.init, out_shardings=layout.shardings["opt_state"])(params)
+    return {"params": params, "opt_state": opt_state}
