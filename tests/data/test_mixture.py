@@ -127,3 +127,16 @@ def test_config_problems_fail_at_start_up(registry, phi4):
         build_batches(make_config(one + one), tokenizer=phi4)
     with pytest.raises(DataError, match="data.sources is empty"):
         build_batches(make_config([]), tokenizer=phi4)
+
+
+def test_grain_checkpoint_handler_saves_and_restores_the_iterator(registry, phi4, tmp_path):
+    import grain
+
+    sources = [{"name": "a", "source": "test_words", "prefix": "a", "n": 40, "length": 45}]
+    cfg = make_config(sources, seq_len=64)
+    first = build_batches(cfg, tokenizer=phi4)
+    take(first, 3)
+    grain.checkpoint.CheckpointHandler().save(tmp_path, first)
+    expected = next(first)
+    resumed = grain.checkpoint.CheckpointHandler().restore(tmp_path, build_batches(cfg, tokenizer=phi4))
+    np.testing.assert_array_equal(next(resumed)["input_ids"], expected["input_ids"])
