@@ -94,7 +94,7 @@ def format_report(data: dict[str, Any], registry: Registry, tracebacks: bool = F
         lines.append(f"skipped by {ONLY_PLUGINS_ENV} / {DISABLE_AUTOLOAD_ENV}: {', '.join(data['skipped'])}")
     if data["failed"]:
         lines.append("failed:")
-        for failure, record in zip(data["failed"], registry.failures):
+        for failure, record in zip(data["failed"], registry.failures, strict=True):
             lines.append(f"  {failure['line']}")
             if tracebacks and record.traceback:
                 lines += [f"    {t}" for t in record.traceback.rstrip().splitlines()]

@@ -8,15 +8,15 @@ never by importing a plugin module:
 
 `get_registry()` loads the entry-point plugins once per process, lazily. Unknown names, names that
 two plugins registered, and components that fail are `PluginError`s whose one-line messages name the
-plugin and the fix. Plugin load failures are logged once as one warning line each.
+plugin and the fix. Plugin load failures are printed once to stderr, one warning line each.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import logging
 import re
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -30,8 +30,6 @@ from phijax.plugins.errors import (
     UnknownComponentError,
 )
 from phijax.plugins.manager import LoadedPlugins, PluginFailure, PluginSource, load_plugins
-
-log = logging.getLogger("phijax.plugins")
 
 KINDS: tuple[str, ...] = (
     "data_sources",
@@ -251,13 +249,15 @@ _lock = threading.Lock()
 
 
 def get_registry() -> Registry:
-    """The process-wide registry, loaded on first use; each plugin problem is logged once as a warning."""
+    """The process-wide registry, loaded on first use; each plugin problem is one warning line on stderr."""
     global _current
     with _lock:
         if _current is None:
             _current = load_registry()
             for line in _current.problems():
-                log.warning("phijax: warning: %s", line)
+                # stderr, not logging: jax/grain may configure the root logger's format, and this
+                # must stay the one line the CLI promises
+                print(f"phijax: warning: {line}", file=sys.stderr)
         return _current
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from phijax.plugins.errors import PluginValidationError
@@ -139,11 +137,10 @@ def test_phijax_plugins_naming_a_missing_distribution_is_reported(make_dist):
     assert "installed plugins: plugin-a" in failure.line()
 
 
-def test_get_registry_loads_once_and_warns_once_per_problem(make_dist, caplog):
+def test_get_registry_loads_once_and_warns_once_per_problem(make_dist, capsys):
     make_dist("broken-plugin", "raise ValueError('bad plugin')\n")
-    with caplog.at_level(logging.WARNING, logger="phijax.plugins"):
-        first, second = get_registry(), get_registry()
+    first, second = get_registry(), get_registry()
     assert first is second
-    [record] = caplog.records
-    assert record.getMessage().startswith("phijax: warning: plugin broken-plugin 1.0")
-    assert record.getMessage().endswith("failed: ValueError: bad plugin")
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("phijax: warning: plugin broken-plugin 1.0 (entry point main = ")
+    assert line.endswith("failed: ValueError: bad plugin")

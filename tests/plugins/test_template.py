@@ -83,7 +83,9 @@ def _config(tmp_path: Path, **sections: str) -> Path:
     return path
 
 
-def test_the_templates_data_source_feeds_the_data_pipeline_named_only_in_yaml(template_site, tmp_path):
+def test_the_templates_data_source_feeds_the_data_pipeline_despite_a_broken_plugin(
+        template_site, make_dist, site_dir, tmp_path):
+    make_dist("broken-plugin", "import not_a_module_anywhere\n", version="0.3")
     script = textwrap.dedent("""\
         import sys
         from phijax.config import load_config
@@ -94,8 +96,11 @@ def test_the_templates_data_source_feeds_the_data_pipeline_named_only_in_yaml(te
         print(batch["input_ids"].shape)
         print(tokenizer.decode([int(t) for t in batch["input_ids"][0] if t != tokenizer.pad_id]))
         """)
-    result = _run([sys.executable, "-c", script, str(_config(tmp_path))], template_site)
+    result = _run([sys.executable, "-c", script, str(_config(tmp_path))], template_site,
+                  PYTHONPATH=f"{template_site}{os.pathsep}{site_dir}")
     assert result.returncode == 0, result.stderr
+    [warning] = result.stderr.strip().splitlines()  # the broken plugin costs one line, nothing more
+    assert warning.startswith("phijax: warning: plugin broken-plugin 0.3 (entry point main = ")
     shape, text = result.stdout.split("\n", 1)
     assert shape == "(8, 32)"
     assert " + " in text and " = " in text  # the rows hold the template's additions

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Sequence
+from typing import Any
 
 from phijax.errors import PhijaxError
 
@@ -56,7 +56,7 @@ class SumsEvaluator:
         problems = [sum_problem(seed, i, self.max_operand) for i in range(self.count)]
         completions = policy.generate([p["prompt"] for p in problems],
                                       max_new_tokens=self.max_new_tokens, temperature=0.0, seed=seed)
-        correct = sum(_first_number(c) == p["answer"] for c, p in zip(completions, problems))
+        correct = sum(_first_number(c) == p["answer"] for c, p in zip(completions, problems, strict=True))
         return {"accuracy": correct / self.count, "n": float(self.count)}
 
 
