@@ -87,6 +87,7 @@ def phijax_register_metric_loggers(register: Register) -> None:
     `factory(run_dir: pathlib.Path, **options)` returns an object with
     `log(step: int, metrics: dict[str, float])` and `close()`; only process 0 creates loggers.
     See `protocols.MetricLogger`. Built-ins: `jsonl` (run_dir/metrics.jsonl), `tensorboard`.
+    Config: `train.metric_loggers: [jsonl, NAME]`.
     """
 
 
