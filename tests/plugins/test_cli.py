@@ -118,3 +118,18 @@ def test_a_plugin_command_whose_factory_fails_reports_it_in_one_line(capsys):
 
 def _module(stdout: str) -> str:
     return stdout.split("(entry point main = ")[1].split(")")[0]
+
+
+class Copycat:
+    @hookimpl
+    def phijax_register_metric_loggers(self, register):
+        register("jsonl", lambda run_dir, **options: None)
+
+
+def test_plugins_text_lists_conflicts_naming_both_plugins(capsys):
+    with use_registry(load_registry({}, plugins=[("copycat", Copycat())])):
+        assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("conflicts:\n  metric logger 'jsonl' is registered by both phijax and copycat; "
+                        "uninstall one of them or select plugins with PHIJAX_PLUGINS\n")
+    assert "copycat (third-party)\n  hooks: phijax_register_metric_loggers\n" in out
