@@ -271,3 +271,18 @@ def token_pairs(tokens: Sequence[int], result: PTSResult,
         else:
             pairs.append(TokenPair(prefix, other, pivot.token, pivot.p_before, p_other, pivot.p_after))
     return pairs
+
+
+def pair_record(pair: TokenPair, query_ids: Sequence[int],
+                decode: Callable[[Sequence[int]], str]) -> dict[str, object]:
+    """One JSON-serialisable line of PTS DPO data for `pair` found in a completion of `query_ids`.
+
+    prompt = query + prefix, as ids and text; chosen / rejected are single tokens, as ids and text
+    (ids are authoritative: one token alone may decode to part of a character).
+    """
+    prompt_ids = [int(t) for t in query_ids] + list(pair.prefix)
+    return {"prompt_ids": prompt_ids, "prompt": decode(prompt_ids),
+            "chosen_id": pair.chosen, "chosen": decode([pair.chosen]),
+            "rejected_id": pair.rejected, "rejected": decode([pair.rejected]),
+            "pivotal_index": pair.pivotal_index, "p_before": pair.p_before,
+            "p_chosen": pair.p_chosen, "p_rejected": pair.p_rejected}

@@ -13,9 +13,11 @@ from phijax.pts import (
     PivotalToken,
     Rollout,
     SuccessEstimate,
+    TokenPair,
     alternative_token,
     in_success_band,
     pivotal_token_search,
+    pair_record,
     token_pairs,
 )
 
@@ -215,3 +217,53 @@ def test_float_estimators_give_pivots_but_no_pairs():
     result = pivotal_token_search([1, 2, 3], lambda prefix: curve[len(prefix)])
     assert len(result.pivotal_tokens) == 1
     assert token_pairs([1, 2, 3], result) == []
+
+
+class ToyPolicy:
+    """A policy whose answer is decided by one token: at position `decision` it writes 1 (right,
+    then correct w.p. 0.9) or 2 (wrong, correct w.p. 0.1) with equal odds; elsewhere filler 3..9.
+
+    p(success | prefix) is 0.5 before the decision and 0.9 / 0.1 after it, so the decision token is
+    the one pivotal token. Rollouts are sampled with a seeded rng, as a Monte-Carlo estimator would.
+    """
+
+    def __init__(self, n: int, decision: int, seed: int):
+        self.n, self.decision, self.rng = n, decision, random.Random(seed)
+
+    def token_at(self, position: int) -> int:
+        return self.rng.choice([1, 2]) if position == self.decision else self.rng.randrange(3, 10)
+
+    def rollout(self, prefix: tuple[int, ...]) -> Rollout:
+        first = self.token_at(len(prefix)) if len(prefix) < self.n else -1  # -1: end of sequence
+        if len(prefix) > self.decision:
+            chosen = prefix[self.decision]
+        else:
+            chosen = first if len(prefix) == self.decision else self.rng.choice([1, 2])
+        return Rollout(first, self.rng.random() < (0.9 if chosen == 1 else 0.1))
+
+    def estimate(self, prefix: tuple[int, ...], num_rollouts: int = 200) -> SuccessEstimate:
+        return SuccessEstimate.from_rollouts([self.rollout(prefix) for _ in range(num_rollouts)])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_monte_carlo_estimates_find_the_decision_token_and_pair_it_with_the_wrong_choice(seed):
+    policy = ToyPolicy(n=200, decision=123, seed=seed)
+    tokens = [policy.token_at(i) for i in range(200)]
+    tokens[123] = 1
+    result = pivotal_token_search(tokens, policy.estimate, p_gap=GAP)
+    assert [(t.index, t.token) for t in result.pivotal_tokens] == [(123, 1)]
+    assert result.num_estimates <= 2 + math.ceil(math.log2(200))
+    (pair,) = token_pairs(tokens, result)
+    assert (pair.chosen, pair.rejected, pair.prefix) == (1, 2, tuple(tokens[:123]))
+    assert pair.p_chosen > 0.8 and pair.p_rejected < 0.2 and 0.4 < pair.p_before < 0.6
+
+
+def test_pair_record_is_json_with_prompt_ids_and_text():
+    import json
+
+    pair = TokenPair(prefix=(5, 6), chosen=7, rejected=8, p_before=0.5, p_chosen=0.9, p_rejected=0.1)
+    record = pair_record(pair, query_ids=[1, 2], decode=lambda ids: " ".join(f"t{i}" for i in ids))
+    assert json.loads(json.dumps(record)) == {
+        "prompt_ids": [1, 2, 5, 6], "prompt": "t1 t2 t5 t6", "chosen_id": 7, "chosen": "t7",
+        "rejected_id": 8, "rejected": "t8", "pivotal_index": 2, "p_before": 0.5, "p_chosen": 0.9,
+        "p_rejected": 0.1}

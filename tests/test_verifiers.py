@@ -80,22 +80,35 @@ ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
 FAST = SandboxLimits(timeout_s=5.0, cpu_s=3)
 
 
+def processes() -> dict[int, tuple[int, str]]:
+    """pid -> (uid, command line) of every process visible in /proc."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ")
+                found[int(entry.name)] = (entry.stat().st_uid, cmdline.decode(errors="replace"))
+            except OSError:
+                continue
+    return found
+
+
+_BEFORE: dict[int, tuple[int, str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _processes_before():
+    """What ran before each test, so a daemon of the sandbox uid on the machine is not a leak."""
+    _BEFORE.clear()
+    _BEFORE.update(processes())
+
+
 def leftovers(result) -> list[str]:
-    """Processes the run left behind (by its sandbox path, or running as the sandbox uid)."""
+    """Processes the run left behind: ones naming its sandbox dir, or new ones of the sandbox uid."""
     top = str(Path(result.work_dir).parent)
     _, uid = sandbox_interpreter()
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            owner = entry.stat().st_uid
-        except OSError:
-            continue
-        if top in cmdline or (uid is not None and owner == uid):
-            found.append(f"{entry.name}: {cmdline}")
-    return found
+    return [f"{pid}: {cmdline}" for pid, (owner, cmdline) in processes().items()
+            if top in cmdline or (uid is not None and owner == uid and pid not in _BEFORE)]
 
 
 def assert_contained(result) -> None:
