@@ -53,9 +53,10 @@ def phijax_register_synthetic_generators(register: Register) -> None:
 def phijax_register_reward_estimators(register: Register) -> None:
     """Register success estimators for Pivotal Token Search: `register(name, factory)`.
 
-    `factory(**options)` returns `est(problem, prefix_ids, *, policy, verifier, seed) -> float`, the
-    estimated p(success | query, prefix) in [0, 1] for the token prefix `prefix_ids`, judging sampled
-    completions with `verifier`. See `protocols.RewardEstimator`. Config: `estimator: NAME`.
+    `factory(**options)` returns `est(problem, prefix_ids, *, policy, verifier, seed)`, the
+    estimated p(success | query, prefix) in [0, 1] for the token prefix `prefix_ids` (a float, or a
+    `phijax.pts.SuccessEstimate` carrying the rollouts), judging sampled completions with
+    `verifier`. See `protocols.RewardEstimator`. Config: `estimator: NAME`.
     """
 
 
@@ -75,7 +76,7 @@ def phijax_register_evaluators(register: Register) -> None:
 
     `factory(**options)` (benchmark file, split, limit, ...) returns
     `evaluate(policy, *, seed) -> dict[str, float]`, metrics by name, scoring the model through the
-    `protocols.Policy` methods `generate`, `complete` and `loglikelihood`. See `protocols.Evaluator`.
+    `protocols.Policy` methods (`generate`, `loglikelihood`, ...). See `protocols.Evaluator`.
     Config: `evaluator: NAME`.
     """
 

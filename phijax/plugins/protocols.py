@@ -70,8 +70,12 @@ class Policy(Protocol):
         ...
 
     def complete(self, prefix_ids: Sequence[int], *, num_samples: int, max_new_tokens: int,
-                 temperature: float = 1.0, seed: int = 0) -> list[str]:
-        """`num_samples` continuations of one token prefix (already templated), decoded to text."""
+                 temperature: float = 1.0, seed: int = 0) -> list[list[int]]:
+        """`num_samples` continuations (token ids after the prefix, up to EOS) of one templated prefix."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Token ids to text, with the policy's tokenizer."""
         ...
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
@@ -97,14 +101,17 @@ class Verifier(Protocol):
 class RewardEstimator(Protocol):
     """Estimator of p(success | query, prefix) for Pivotal Token Search.
 
-    `estimator(problem, prefix_ids, *, policy, verifier, seed) -> float` in [0, 1]: the probability
-    that a response starting with the token ids `prefix_ids` (prompt already included, templated)
-    ends correct according to `verifier`. The built-in Monte-Carlo estimator samples k continuations
-    with `policy.complete` and averages the verdicts. The core caches estimates per prefix.
+    `estimator(problem, prefix_ids, *, policy, verifier, seed) -> float | SuccessEstimate`: the
+    probability in [0, 1] that a response starting with the token ids `prefix_ids` (prompt included,
+    templated) ends correct according to `verifier`. The built-in Monte-Carlo estimator samples k
+    continuations with `policy.complete`, judges `policy.decode(...)` of each and returns a
+    `phijax.pts.SuccessEstimate` (the probability plus each rollout's first token and verdict, from
+    which PTS picks the accepted/rejected alternative tokens); a bare float is enough for PTS to
+    find pivotal tokens. The core caches estimates per prefix.
     """
 
     def __call__(self, problem: Record, prefix_ids: Sequence[int], *, policy: Policy,
-                 verifier: Verifier, seed: int) -> float: ...
+                 verifier: Verifier, seed: int) -> Any: ...
 
 
 @runtime_checkable

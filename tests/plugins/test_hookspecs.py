@@ -12,13 +12,16 @@ from phijax.plugins.registry import KINDS, hook_name, load_registry
 
 
 class EchoPolicy:
-    """A stand-in model: echoes prompts, completes prefixes with `"<n>"`, scores by length."""
+    """A stand-in model: upper-cases prompts, completes a prefix with its length, scores by length."""
 
     def generate(self, prompts, *, max_new_tokens, temperature=0.0, seed=0):
         return [p.upper() for p in prompts]
 
     def complete(self, prefix_ids, *, num_samples, max_new_tokens, temperature=1.0, seed=0):
-        return [str(len(prefix_ids))] * num_samples
+        return [[len(prefix_ids)]] * num_samples
+
+    def decode(self, ids):
+        return " ".join(str(i) for i in ids)
 
     def loglikelihood(self, requests):
         return [-float(len(c)) for _, c in requests]
@@ -42,7 +45,7 @@ def _verifier():
 def _estimator():
     def success_probability(problem, prefix_ids, *, policy, verifier, seed):
         outs = policy.complete(prefix_ids, num_samples=4, max_new_tokens=8, seed=seed)
-        return sum(verifier(o, problem) for o in outs) / len(outs)
+        return sum(verifier(policy.decode(o), problem) for o in outs) / len(outs)
     return success_probability
 
 
