@@ -114,7 +114,8 @@ class DataConfig:
     `tokenizer`: `phi4`, a `.tiktoken` file, a `tokenizer.json` or a HF checkpoint directory.
     `on_epoch_cap`: when a source reaches its `epochs`, `stop` the data or `renormalize` the
     remaining weights. `strict`: a bad record is an error instead of skipped and counted.
-    `add_bos`: start every document with the BOS token.
+    `add_bos`: start every document with the BOS token. `packing`: `split` fills every row, cutting
+    documents at row ends; `pad` starts a document that does not fit in a new row (for chat data).
     """
 
     sources: tuple[SourceSpec, ...] = ()
@@ -123,6 +124,7 @@ class DataConfig:
     seed: int = 0
     on_epoch_cap: Literal["stop", "renormalize"] = "renormalize"
     add_bos: bool = False
+    packing: Literal["split", "pad"] = "split"
 
 
 @dataclass(frozen=True)

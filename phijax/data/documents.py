@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from phijax.data.sources import BadRecord, check_messages
+from phijax.data.sources import BadRecord
 from phijax.data.tokenizer import Tokenizer
 
 _EMPTY = np.zeros(0, np.int32)
@@ -45,19 +45,14 @@ class Tokenize:
         self.suffix = [tokenizer.eod_id]
 
     def __call__(self, record: Any) -> Document:
+        """`record` was checked by `phijax.data.sources` (a `BadRecord`, or usable text or chat)."""
         if isinstance(record, BadRecord):
             return Document(self.source, bad=str(record))
         if "text" in record:
-            text = record["text"]
-            if not isinstance(text, str):
-                return Document(self.source, bad=f"record text is {type(text).__name__}, not a string")
-            ids = self.tokenizer.encode(text)
+            ids = self.tokenizer.encode(record["text"])
             trained = [1] * (len(self.prefix) + len(ids) + 1)
         else:
-            try:
-                ids, mask = self.tokenizer.format_chat(check_messages(record["messages"], "record"))
-            except BadRecord as bad:
-                return Document(self.source, bad=str(bad))
+            ids, mask = self.tokenizer.format_chat(record["messages"])
             trained = [0] * len(self.prefix) + mask + [0]
         tokens = np.asarray(self.prefix + ids + self.suffix, np.int32)
         return Document(self.source, tokens, np.asarray(trained, np.int8))

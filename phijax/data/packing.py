@@ -2,8 +2,10 @@
 
 Documents are laid end to end (concatenate, then split): a row of `seq_len` positions is filled with
 whole documents and, at its end, the head of the next document, whose tail starts the following row
-as a new segment. No token is dropped, duplicated or padded away, except the padding of the final row
-of a finite stream. Each position holds one (input, target) pair from one document (see
+as a new segment. No token is dropped or duplicated, and nothing is padded except the final row of a
+finite stream. With `mode="pad"` (for chat data, where a conversation cut in two loses its prompt) a
+document that fits in a row but not in what is left of the current one starts the next row instead,
+and the rest of the current row is padding; only documents longer than a row are split. Each position holds one (input, target) pair from one document (see
 `phijax.data.documents`); within a row, segment `k` (1-based; 0 is padding) is one document or one
 piece of one, and its `positions` count 0, 1, 2, ... from its first position.
 
@@ -15,7 +17,7 @@ it the packer got, so a restored packer continues mid-document exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import grain
 import numpy as np
@@ -28,12 +30,16 @@ ROW_KEYS = ("input_ids", "targets", "positions", "segment_ids", "loss_mask", "so
 class PackedRowsDataset(grain.IterDataset):
     """Rows of `seq_len` positions packed from a dataset of `Document`s."""
 
-    def __init__(self, parent: grain.IterDataset, seq_len: int, pad_id: int):
+    def __init__(self, parent: grain.IterDataset, seq_len: int, pad_id: int,
+                 mode: Literal["split", "pad"] = "split"):
         super().__init__(parent)
         if seq_len < 1:
             raise ValueError(f"seq_len must be positive, got {seq_len}")
+        if mode not in ("split", "pad"):
+            raise ValueError(f"packing mode must be `split` or `pad`, got {mode!r}")
         self.seq_len = seq_len
         self.pad_id = pad_id
+        self.mode = mode
 
     def __iter__(self) -> PackedRowsIterator:
         return PackedRowsIterator(self)
@@ -74,11 +80,18 @@ class PackedRowsIterator(grain.DatasetIterator):
         while filled < self._ds.seq_len:
             if self._doc is None and not self._next_doc():
                 break
+            if self._starts_next_row(filled):
+                break
             segment += 1
             filled += self._place(row, filled, segment)
         if filled == 0:
             raise StopIteration
         return row
+
+    def _starts_next_row(self, filled: int) -> bool:
+        """In `pad` mode: whether the current document should wait for a fresh row."""
+        length, free = self._doc.num_targets, self._ds.seq_len - filled
+        return self._ds.mode == "pad" and self._offset == 0 and free < length <= self._ds.seq_len
 
     def _place(self, row: dict[str, np.ndarray], at: int, segment: int) -> int:
         """Copy as much of the current document as fits into `row` from position `at`; returns count."""

@@ -133,7 +133,7 @@ def _row_dataset(
     ]
     mixture = MixtureDataset(per_source, [s.weight for s in specs], [s.name for s in specs],
                              on_epoch_cap=data.on_epoch_cap, strict=data.strict)
-    return PackedRowsDataset(mixture, cfg.train.seq_len, tokenizer.pad_id)
+    return PackedRowsDataset(mixture, cfg.train.seq_len, tokenizer.pad_id, data.packing)
 
 
 # ---------------------------------------------------------------------------------------- batches

@@ -13,6 +13,7 @@ per epoch (random-access) or the stream in order, capped at `epochs`, sharded by
 from __future__ import annotations
 
 import glob
+import os
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -51,7 +52,7 @@ def expand_paths(patterns: str | Sequence[str], source: str) -> list[Path]:
         raise DataError(f"data source `{source}` has no paths: add `paths: [data/*.jsonl]` to its entry")
     files: list[Path] = []
     for pattern in patterns:
-        matched = sorted(glob.glob(str(pattern), recursive=True))
+        matched = sorted(glob.glob(os.path.expanduser(str(pattern)), recursive=True))
         matched = [m for m in matched if Path(m).is_file()]
         if not matched:
             raise DataError(
@@ -150,7 +151,8 @@ def source_dataset(
 
     Random-access: one seeded permutation per epoch over the whole source; the concatenated epochs,
     capped at `epochs` (fractional allowed, None = unlimited), are dealt to rows round-robin.
-    Iterable: the stream in order (re-iterated per epoch), dealt round-robin the same way.
+    Iterable: the stream in order (re-iterated per epoch), dealt round-robin the same way; every row
+    reads the whole stream to find its share, so prefer random-access sources for large data.
     """
     if is_random_access(source):
         length = len(source)
@@ -186,10 +188,19 @@ class _GuardedSource:
 
 
 def _where_if_bad(record: Any, where: str) -> Any:
+    """The record if it is usable, else a `BadRecord` saying where and why (to be counted)."""
     if isinstance(record, BadRecord):
         return record
     if not isinstance(record, dict) or not ("text" in record or "messages" in record):
         return BadRecord(where, "record has neither `text` nor `messages`")
+    if "text" in record:
+        if not isinstance(record["text"], str):
+            return BadRecord(where, f"`text` must be a string, got {type(record['text']).__name__}")
+        return record
+    try:
+        check_messages(record["messages"], where)
+    except BadRecord as bad:
+        return bad
     return record
 
 

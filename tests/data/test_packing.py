@@ -28,9 +28,9 @@ def documents(count: int = 60, seed: int = 0) -> list[Document]:
     return docs
 
 
-def packed(docs: list[Document]):
+def packed(docs: list[Document], mode: str = "split"):
     parent = grain.MapDataset.source(docs).to_iter_dataset(SYNC_READ)
-    return iter(PackedRowsDataset(parent, SEQ_LEN, PAD))
+    return iter(PackedRowsDataset(parent, SEQ_LEN, PAD, mode))
 
 
 def reference_rows(docs: list[Document]) -> list[dict[str, np.ndarray]]:
@@ -88,18 +88,35 @@ def test_every_token_appears_exactly_once():
     assert not padding[: -SEQ_LEN].any()  # only the last row pads
 
 
+@pytest.mark.parametrize("mode", ["split", "pad"])
 @pytest.mark.parametrize("stop_after", [0, 1, 3, 7])
-def test_resume_mid_document_continues_exactly(stop_after):
+def test_resume_mid_document_continues_exactly(stop_after, mode):
     docs = documents(seed=3)
-    first = packed(docs)
+    first = packed(docs, mode)
     for _ in range(stop_after):
         next(first)
     state = first.get_state()
     rest = list(first)
-    resumed = packed(docs)
+    resumed = packed(docs, mode)
     resumed.set_state(state)
     again = list(resumed)
     assert len(again) == len(rest)
     for a, b in zip(again, rest):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_pad_mode_keeps_documents_that_fit_a_row_whole():
+    docs = documents(seed=4)
+    rows = list(packed(docs, "pad"))
+    inputs = np.concatenate([r["input_ids"][r["segment_ids"] > 0] for r in rows])
+    np.testing.assert_array_equal(np.sort(inputs), np.sort(np.concatenate([d.tokens[:-1] for d in docs])))
+    for d, doc in enumerate(docs):
+        holding = [i for i, r in enumerate(rows) if np.any(r["input_ids"] // 1000 == d)
+                   and np.any(r["segment_ids"][r["input_ids"] // 1000 == d] > 0)]
+        if 0 < doc.num_targets <= SEQ_LEN:
+            assert len(holding) == 1, (d, doc.num_targets, holding)
+    for r in rows:  # padding only after the last segment of a row
+        segments = r["segment_ids"]
+        assert np.all(np.diff((segments == 0).astype(int)) >= 0)
+    assert sum(int((r["segment_ids"] == 0).sum()) for r in rows[:-1]) > 0  # it did pad

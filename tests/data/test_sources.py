@@ -132,3 +132,27 @@ def test_jsonl_source_reports_file_and_line(tmp_path, registry):
     assert len(source) == 2 and source[0] == {"text": "a"}
     with pytest.raises(BadRecord, match=rf"{path}:3: field `text` must be a string"):
         source[1]
+
+
+def test_bad_chat_messages_are_skipped_with_file_and_line(tmp_path, registry, phi4):
+    path = tmp_path / "chat.jsonl"
+    good = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]
+    write_jsonl(path, [json.dumps({"messages": good}), json.dumps({"messages": [{"role": "user"}]}),
+                       json.dumps({"messages": []})])
+    cfg = make_config(jsonl_source(path, text_field="messages"), global_batch=1, seq_len=32)
+    it = build_batches(cfg, tokenizer=phi4)
+    batch = next(it)
+    assert phi4.decode(batch["targets"][batch["loss_mask"] == 1].tolist()).startswith("hello there")
+    examples = {w.split(": ")[0] for w in it.source_counters()[0]["bad_examples"]}
+    assert examples == {f"{path}:2", f"{path}:3"}
+
+
+def test_add_bos_and_pad_packing_start_every_document_afresh(tmp_path, registry, phi4):
+    write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t}) for t in GOOD])
+    cfg = make_config(jsonl_source(tmp_path / "a.jsonl"), global_batch=2, seq_len=24,
+                      add_bos=True, packing="pad")
+    batch = next(build_batches(cfg, tokenizer=phi4))
+    starts = (batch["positions"] == 0) & (batch["segment_ids"] > 0)
+    assert starts.sum() >= 4 and np.all(batch["input_ids"][starts] == phi4.bos_id)
+    ends = np.diff(batch["segment_ids"], append=0, axis=1) != 0  # last position of each segment
+    assert np.all(batch["targets"][ends & (batch["segment_ids"] > 0)] == phi4.eod_id)
