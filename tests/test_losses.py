@@ -115,3 +115,42 @@ def test_single_token_completion_picks_one_position():
 def test_sequence_logps_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"logits \[b, s, v\]"):
         sequence_logps(jnp.zeros((2, 3, 4)), jnp.zeros((2, 4), jnp.int32), jnp.ones((2, 4)))
+
+
+def test_dpo_steps_on_single_token_pairs_raise_the_margin_and_the_chosen_token():
+    # A bigram "model": logits for the next token are a row of a [vocab, vocab] table. PTS-style
+    # pairs: after prompt [a, b], prefer token `chosen` over `rejected` (one-token completions).
+    import optax
+
+    vocab, rng = 12, np.random.default_rng(0)
+    table = jnp.asarray(rng.normal(0, 0.5, size=(vocab, vocab)), jnp.float32)
+    prompts = jnp.asarray(rng.integers(0, vocab, size=(8, 2)))
+    chosen, rejected = jnp.asarray(rng.integers(0, vocab, 8)), jnp.asarray(rng.integers(0, vocab, 8))
+    rejected = jnp.where(rejected == chosen, (rejected + 1) % vocab, rejected)
+    mask = jnp.zeros((8, 2)).at[:, -1].set(1.0)  # only the position after the prompt is trained
+
+    def logps(params, completion):
+        logits = params[prompts]  # [batch, 2, vocab]: next-token logits after each prompt token
+        targets = jnp.stack([prompts[:, 1], completion], axis=1)
+        return sequence_logps(logits, targets, mask)
+
+    reference = (logps(table, chosen), logps(table, rejected))  # one pass before training
+
+    def loss_fn(params):
+        return dpo_loss(logps(params, chosen), logps(params, rejected), *reference, beta=0.1)
+
+    optimizer = optax.adam(0.05)
+    params, state = table, optimizer.init(table)
+    _, before = loss_fn(params)
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(lambda p: loss_fn(p)[0])(params)
+        updates, state = optimizer.update(grads, state)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(30):
+        params, state = step(params, state)
+    loss, after = loss_fn(params)
+    assert float(before["rewards/margins"]) == 0.0 and float(loss) < np.log(2.0) - 0.1
+    assert float(after["rewards/margins"]) > 0.2 and float(after["rewards/accuracies"]) == 1.0
+    assert float(jnp.mean(logps(params, chosen))) > float(jnp.mean(reference[0]))
