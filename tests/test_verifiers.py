@@ -177,8 +177,6 @@ def test_fork_bomb_is_refused():
     result = run_python_tests("import os\nwhile True:\n    os.fork()\n", "pass", FAST)
     assert "os.fork" in result.stderr
     assert_contained(result)
-    # One that swallows the refusal spins until the CPU limit.
-    assert_contained(run_python_tests(FORK_BOMB, "pass", SandboxLimits(timeout_s=5.0, cpu_s=1)))
 
 
 def test_fork_bomb_is_contained_by_the_os_walls_alone():
@@ -245,6 +243,12 @@ def test_output_flood_is_capped():
                               SandboxLimits(timeout_s=5.0, file_size_bytes=1 << 20))
     assert not result.timed_out and len(result.stdout) <= 1 << 16
     assert_contained(result)
+
+
+def test_a_chatty_correct_solution_still_passes():
+    result = run_python_tests(ADD + "for i in range(20000):\n    print('progress', i)\n", ADD_TESTS, FAST)
+    assert result.passed, result.stderr
+    assert result.stdout.startswith("progress 0\n") and len(result.stdout) <= 1 << 16
 
 
 def test_tests_are_not_readable_from_the_work_dir():

@@ -65,7 +65,7 @@ class SandboxResult:
     stdout: str
     stderr: str
     seconds: float
-    isolation: tuple[str, ...]  # the walls that were up, e.g. ("netns", "pidns", "uid", "audit")
+    isolation: tuple[str, ...]  # the walls that were up, e.g. ("netns", "pidns", "uid65534", "audit-hook")
     work_dir: str               # deleted when the run returns; tests check nothing is left
 
 
@@ -100,8 +100,9 @@ def _run_in(top: Path, code: str, tests: str, limits: SandboxLimits) -> SandboxR
     started = time.monotonic()
     with open(top / "stdout", "w+b") as out, open(top / "stderr", "w+b") as err:
         returncode, timed_out = _run_killing_group(command, work, nonce, out, err, limits.timeout_s)
+        finished = _tail(out).rstrip().endswith(nonce.encode())
         stdout, stderr = _read_back(out), _read_back(err)
-    passed = returncode == 0 and not timed_out and stdout.rstrip().endswith(nonce)
+    passed = returncode == 0 and not timed_out and finished
     return SandboxResult(passed, returncode, timed_out, stdout.replace(nonce, "").rstrip(), stderr,
                          time.monotonic() - started, isolation, str(work))
 
@@ -182,6 +183,13 @@ def _children_of(parent: int) -> list[int]:
         if int(fields[1]) == parent:
             children.append(int(entry.name))
     return children
+
+
+def _tail(file, size: int = 256) -> bytes:
+    """The last `size` bytes of a captured stream (where the runner's nonce goes)."""
+    file.seek(0, os.SEEK_END)
+    file.seek(max(file.tell() - size, 0))
+    return file.read()
 
 
 def _read_back(file, limit: int = 1 << 16) -> str:
