@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import json
-from pathlib import Path
 from typing import Any, Sequence
 
 from phijax.plugins import hookimpl

@@ -5,9 +5,11 @@ whole documents and, at its end, the head of the next document, whose tail start
 as a new segment. No token is dropped or duplicated, and nothing is padded except the final row of a
 finite stream. With `mode="pad"` (for chat data, where a conversation cut in two loses its prompt) a
 document that fits in a row but not in what is left of the current one starts the next row instead,
-and the rest of the current row is padding; only documents longer than a row are split. Each position holds one (input, target) pair from one document (see
-`phijax.data.documents`); within a row, segment `k` (1-based; 0 is padding) is one document or one
-piece of one, and its `positions` count 0, 1, 2, ... from its first position.
+and the rest of the current row is padding; only documents longer than a row are split.
+
+Each position holds one (input, target) pair from one document (see `phijax.data.documents`); within
+a row, segment `k` (1-based; 0 is padding) is one document or one piece of one, and its `positions`
+count 0, 1, 2, ... from its first position.
 
 A row is a dict of `[seq_len]` int32 arrays: `input_ids`, `targets`, `positions`, `segment_ids`,
 `loss_mask` (1 where the target is trained on), and `source_ids` (index of the mixture source, -1 on

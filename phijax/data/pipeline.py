@@ -54,7 +54,7 @@ def build_dataset(
     tokenizer: Tokenizer | None = None, with_sources: bool = False,
 ) -> BatchDataset:
     """The grain dataset behind `build_batches` (to add prefetching or other grain stages)."""
-    global_batch, seq_len = cfg.train.global_batch, cfg.train.seq_len
+    global_batch = cfg.train.global_batch
     if not 0 <= process_index < process_count or global_batch % process_count:
         raise DataError(
             f"train.global_batch ({global_batch}) must split evenly over {process_count} processes "
