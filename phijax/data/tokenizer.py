@@ -261,10 +261,12 @@ def _load_tokenizer_json(path: Path) -> Tokenizer:
     model = spec.get("model") or {}
     vocab = model.get("vocab") or {}
     if model.get("type") == "BPE" and len(vocab) >= 100_000:
-        # A tiktoken-derived vocabulary (Phi-4, GPT-4): merge priority equals token id.
-        specials = {t["content"]: t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
+        # A tiktoken-derived vocabulary (Phi-4, GPT-4): merge priority equals token id. Added tokens
+        # are control tokens, whether or not the file also lists them in the BPE vocabulary.
+        specials = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+        ordinary = {token: i for token, i in vocab.items() if token not in specials}
         size = max([*vocab.values(), *specials.values()]) + 1
-        return TiktokenTokenizer(byte_level_ranks(vocab), specials, max(size, len(vocab)))
+        return TiktokenTokenizer(byte_level_ranks(ordinary), specials, size)
     return HFTokenizer(path)
 
 
