@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -196,7 +197,7 @@ def test_missing_tokenizer_path_names_the_fix(tmp_path):
 
 
 def test_tiny_bpe_fits_the_tiny_preset():
-    tiny = load_tokenizer("configs/tiny/tokenizer.json")
+    tiny = load_tokenizer(Path(__file__).resolve().parents[2] / "configs" / "tiny" / "tokenizer.json")
     preset = PRESETS["tiny"]
     assert tiny.vocab_size <= preset["vocab_size"]
     assert (tiny.bos_id, tiny.eos_id, tiny.pad_id) == (
@@ -207,3 +208,16 @@ def test_tiny_bpe_fits_the_tiny_preset():
     ids, mask = tiny.format_chat([{"role": "user", "content": "1+1"},
                                   {"role": "assistant", "content": "2"}])
     assert tiny.decode([i for i, m in zip(ids, mask) if m]) == "2<|im_end|>"
+
+
+def test_shipped_tiny_bpe_is_what_its_script_trains():
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("train_tiny_tokenizer",
+                                                  root / "tools" / "train_tiny_tokenizer.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    trained = json.loads(script.train(vocab_size=1024, documents=20_000).to_str())
+    shipped = json.loads((root / "configs" / "tiny" / "tokenizer.json").read_text())
+    assert trained == shipped
