@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import tomllib
 import uuid
@@ -286,3 +287,32 @@ def test_python_tests_verifier(registry):
     humaneval = {"tests": "def check(candidate):\n    assert candidate(1, 2) == 3\n", "entry_point": "add"}
     assert verify(ADD, humaneval)
     assert not verify(ADD.replace("+", "*"), humaneval)
+
+
+# Where unshare is missing (no namespaces) or phijax is not root (no uid drop), the audit hook and
+# the process-group kill must still contain everything; simulate both on this machine.
+WEAKER_HOSTS = {
+    "no-namespaces": {"namespace_prefix": lambda: ()},
+    "no-uid-drop": {"sandbox_interpreter": lambda: (sys.executable, None)},
+    "neither": {"namespace_prefix": lambda: (), "sandbox_interpreter": lambda: (sys.executable, None)},
+}
+HOSTILE = {
+    "loop": "while True:\n    pass\n",
+    "fork": FORK_BOMB.replace("pass\n", "break\n") + "import time\ntime.sleep(60)\n",
+    "network": "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)",
+    "write": "open('/tmp/phijax-escape-weaker-host', 'w').write('pwned')",
+}
+
+
+@pytest.mark.parametrize("host", sorted(WEAKER_HOSTS))
+def test_hostile_candidates_are_contained_on_weaker_hosts(host, monkeypatch):
+    import phijax.verify.sandbox as sandbox
+
+    for name, replacement in WEAKER_HOSTS[host].items():
+        monkeypatch.setattr(sandbox, name, replacement)
+    assert run_python_tests(ADD, ADD_TESTS, FAST).passed
+    for kind, code in HOSTILE.items():
+        result = run_python_tests(code, "pass", SandboxLimits(timeout_s=0.7, cpu_s=5))
+        assert_contained(result)
+        assert ("netns" in result.isolation) == ("namespace_prefix" not in WEAKER_HOSTS[host]), kind
+    assert not Path("/tmp/phijax-escape-weaker-host").exists()

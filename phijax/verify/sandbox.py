@@ -95,11 +95,13 @@ def _run_in(top: Path, code: str, tests: str, limits: SandboxLimits) -> SandboxR
                                    "limits": _rlimits(limits, uid)}))
     payload.chmod(0o600)
     nonce = secrets.token_hex(16)
-    command = [*namespace_prefix(), python, "-I", "-B", str(_RUNNER), str(payload)]
+    prefix = namespace_prefix()
+    command = [*prefix, python, "-I", "-B", str(_RUNNER), str(payload)]
     isolation = _isolation(uid, limits)
     started = time.monotonic()
     with open(top / "stdout", "w+b") as out, open(top / "stderr", "w+b") as err:
-        returncode, timed_out = _run_killing_group(command, work, nonce, out, err, limits.timeout_s)
+        returncode, timed_out = _run_killing_group(command, bool(prefix), work, nonce, out, err,
+                                                  limits.timeout_s)
         finished = _tail(out).rstrip().endswith(nonce.encode())
         stdout, stderr = _read_back(out), _read_back(err)
     passed = returncode == 0 and not timed_out and finished
@@ -127,7 +129,7 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def _run_killing_group(command: list[str], work: Path, nonce: str, out, err,
+def _run_killing_group(command: list[str], namespaced: bool, work: Path, nonce: str, out, err,
                        timeout_s: float) -> tuple[int | None, bool]:
     """Start the runner in its own session; on timeout SIGKILL its whole process group."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8"}
@@ -143,25 +145,26 @@ def _run_killing_group(command: list[str], work: Path, nonce: str, out, err,
     except subprocess.TimeoutExpired:
         return None, True
     finally:
-        _kill_group(process)
+        _kill_group(process, namespaced)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen, namespaced: bool) -> None:
     """Kill everything the run started, and return only once it is gone.
 
     With namespaces, SIGKILL the PID-namespace init (unshare's child): the kernel kills and reaps
     every process in the namespace before that init exits, and unshare exits after reaping it.
     Then SIGKILL the process group, which is all there is without namespaces.
     """
-    for pid in _children_of(process.pid):
+    if namespaced:
+        for pid in _children_of(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             pass
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
