@@ -12,7 +12,10 @@ per epoch (random-access) or the stream in order, capped at `epochs`, sharded by
 
 from __future__ import annotations
 
+import array
+import bisect
 import glob
+import io
 import os
 import math
 from pathlib import Path
@@ -93,41 +96,49 @@ def check_messages(messages: Any, where: str) -> list[dict[str, str]]:
 
 
 class LineIndex:
-    """Random access to the lines of text files, by byte offsets found in one scan at start-up.
+    """Random access to the non-blank lines of text files, by byte offsets found in one scan.
 
-    `.gz` files are decompressed into memory once (gzip has no random access).
+    Memory is 16 bytes a line (offset and line number). `.gz` files are decompressed into memory once
+    (gzip has no random access); other files are read with one open handle each.
     """
 
     def __init__(self, files: Sequence[Path]):
         self.files = list(files)
-        self._spans: list[tuple[int, int, int]] = []  # (file index, line number, byte offset)
+        self._offsets: list[array.array] = []
+        self._numbers: list[array.array] = []
+        self._firsts = [0]  # index of each file's first line, over all files
         self._blobs: dict[int, bytes] = {}
+        self._handles: dict[int, Any] = {}
         for f, path in enumerate(self.files):
             self._index_file(f, path)
-        self._handles: dict[int, Any] = {}
+            self._firsts.append(self._firsts[-1] + len(self._offsets[f]))
 
     def _index_file(self, f: int, path: Path) -> None:
+        offsets, numbers = array.array("q"), array.array("q")
         if path.suffix == ".gz":
             import gzip
 
             self._blobs[f] = gzip.decompress(path.read_bytes())
-            lines: Iterable[bytes] = self._blobs[f].splitlines(keepends=True)
+            lines: Any = io.BytesIO(self._blobs[f])
         else:
             lines = open(path, "rb")
-        offset = 0
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                self._spans.append((f, number, offset))
-            offset += len(line)
-        if hasattr(lines, "close"):
-            lines.close()
+        with lines:
+            offset = 0
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    offsets.append(offset)
+                    numbers.append(number)
+                offset += len(line)
+        self._offsets.append(offsets)
+        self._numbers.append(numbers)
 
     def __len__(self) -> int:
-        return len(self._spans)
+        return self._firsts[-1]
 
     def line(self, index: int) -> tuple[bytes, str]:
         """Line `index` (non-blank lines only, counted over all files) and its `file:line`."""
-        f, number, offset = self._spans[index]
+        f = bisect.bisect_right(self._firsts, index) - 1
+        offset, number = self._offsets[f][index - self._firsts[f]], self._numbers[f][index - self._firsts[f]]
         where = f"{self.files[f]}:{number}"
         if f in self._blobs:
             blob = self._blobs[f]
