@@ -49,6 +49,7 @@ def test_extract_answer(text, answer):
     ("1,000", "1000"), (r"\$12.50", "12.5"), ("$12.50$", "12.5"), (r"5\text{ cm}", "5"),
     ("12 dollars", "12"), (r"50\%", "50"), (r"90^\circ", "90"), (r"-\frac{1}{2}", "-0.5"),
     (r"\left(1, 2\right)", "(1,2)"), (r"\text{Paris}", "paris"), ("x + 1", "x+1"), ("7.", "7"),
+    ("x = 5", "5"), (r"\text{(B)}", "B"), ("(c)", "C"),
 ])
 def test_equivalent_answers_match(candidate, reference):
     assert answers_match(candidate, reference)
@@ -64,7 +65,8 @@ def test_different_answers_do_not_match(candidate, reference):
 def test_normalize_answer_canonical_forms():
     assert normalize_answer(r"\frac{10}{4}") == "10/4"
     assert normalize_answer("2,500.0") == "2500"
-    assert normalize_answer(r"\text{(B)}") == "(b)"
+    assert normalize_answer(r"\text{(B)}") == "b"
+    assert normalize_answer("y = 2x + 1") == "2x+1"
 
 
 # -------------------------------------------------------------------------------------- code

@@ -62,7 +62,8 @@ def normalize_answer(answer: str) -> str:
 
     `\\frac{a}{b}` becomes `a/b`; `\\text{...}` keeps its content only when nothing else is there
     (`5\\text{ cm}` -> `5`); a number followed by a unit word keeps the number (`12 dollars`);
-    thousands separators go (`1,000` -> `1000`); a trailing `.0` goes (`5.0` -> `5`).
+    thousands separators go (`1,000` -> `1000`); a trailing `.0` goes (`5.0` -> `5`); a leading
+    `x =` goes; `(B)` becomes `b`.
     """
     s = answer.strip()
     text_only = _TEXT.fullmatch(s)
@@ -76,6 +77,8 @@ def normalize_answer(answer: str) -> str:
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
     s = re.sub(r"\((-?[\d.]+)\)", r"\1", s)  # (3)/(4) -> 3/4 once fraction parts are plain numbers
     s = re.sub(r"\s+", "", s)
+    s = re.sub(r"^[a-zA-Z]=(?=.)", "", s)  # x = 5 -> 5
+    s = re.sub(r"^\(([a-zA-Z])\)$", r"\1", s)  # (B) -> B, for multiple choice
     s = re.sub(r"(?<=\d)\.0+$", "", s)
     return s.lower() if not _DECIMAL.fullmatch(s) else s
 
