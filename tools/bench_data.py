@@ -1,6 +1,6 @@
 """Benchmark the data pipeline: tokens/s through tokenize + mix + pack, on this machine, one process.
 
-    python tools/bench_data.py [--batches 50] [--out bench_data.json]
+    python tools/bench_data.py [--batches 50] [--out runs/bench_data.json]
 
 Cases cover both tokenizers (Phi-4's tiktoken BPE, the tiny configs' HF BPE), the embedded curriculum
 alone and mixed with a JSONL web-like source, and the two sequence lengths we train at. Each case
@@ -69,7 +69,7 @@ def run_case(name: str, tokenizer: str, kind: str, global_batch: int, seq_len: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=Path("bench_data.json"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_data.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         web = write_web_jsonl(Path(folder))
@@ -79,6 +79,7 @@ def main() -> None:
         shape = f"{r['global_batch']}x{r['seq_len']}"
         print(f"{r['case']:<26}{shape:>12}{r['tokens']:>12,}{r['seconds']:>9.2f}"
               f"{r['tokens_per_s']:>12,.0f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": platform.node(), "processor": platform.processor(),
                                     "results": results}, indent=2))
     print(f"wrote {args.out}")
