@@ -30,7 +30,11 @@ class InvalidEstimateError(ValueError):
 
 @dataclass(frozen=True)
 class Rollout:
-    """One continuation sampled after a prefix: its first token and whether its answer was right."""
+    """One continuation sampled after a prefix: its first token and whether its answer was right.
+
+    A negative `first_token` marks a continuation without tokens (it ended at once); such rollouts
+    count towards p but are never offered as a pair's alternative token.
+    """
 
     first_token: int
     success: bool
@@ -234,7 +238,7 @@ def alternative_token(pivot: PivotalToken, rollouts: Sequence[Rollout],
     counts: Counter[int] = Counter()
     wins: Counter[int] = Counter()
     for r in rollouts:
-        if r.first_token != pivot.token:
+        if r.first_token != pivot.token and r.first_token >= 0:  # < 0: the rollout ended at once
             counts[r.first_token] += 1
             wins[r.first_token] += int(r.success)
     sign = 1.0 if pivot.delta > 0 else -1.0  # the alternative should move p by -sign
