@@ -48,7 +48,7 @@ class TrainResult:
 
 def train(cfg: Config) -> TrainResult:
     """Run (or resume) the configured stage until `train.steps`, SIGTERM, or the data runs out."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _console_logging()
     request_cpu_devices(cfg.mesh.cpu_devices)
     distributed.initialize()
     STAGES[cfg.train.stage](cfg)
@@ -94,6 +94,17 @@ def train(cfg: Config) -> TrainResult:
     checkpoints.close()
     result.step = step
     return result
+
+
+def _console_logging() -> None:
+    """phijax's own INFO messages (resume, preemption, data) go to stderr, once per process."""
+    logger = logging.getLogger("phijax")
+    logger.setLevel(logging.INFO)
+    if not any(getattr(h, "phijax_console", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("phijax: %(message)s"))
+        handler.phijax_console = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
 
 def _check_batch(cfg: Config) -> None:

@@ -55,7 +55,7 @@ def make_train_step(
         new_state = {"params": optax.apply_updates(params, updates), "opt_state": opt_state}
         metrics = {
             "loss": loss_sum / denominator,
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
             "trained_tokens": count,
         }
         return new_state, metrics
