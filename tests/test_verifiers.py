@@ -49,14 +49,15 @@ def test_extract_answer(text, answer):
     ("1,000", "1000"), (r"\$12.50", "12.5"), ("$12.50$", "12.5"), (r"5\text{ cm}", "5"),
     ("12 dollars", "12"), (r"50\%", "50"), (r"90^\circ", "90"), (r"-\frac{1}{2}", "-0.5"),
     (r"\left(1, 2\right)", "(1,2)"), (r"\text{Paris}", "paris"), ("x + 1", "x+1"), ("7.", "7"),
-    ("x = 5", "5"), (r"\text{(B)}", "B"), ("(c)", "C"),
+    ("x = 5", "5"), (r"\text{(B)}", "B"), ("(c)", "C"), ("5cm", "5"), ("9 m^2", "9"),
+    ("3 red apples", "3"), ("3x", "3x"),
 ])
 def test_equivalent_answers_match(candidate, reference):
     assert answers_match(candidate, reference)
 
 
 @pytest.mark.parametrize("candidate,reference", [
-    ("0.76", "3/4"), ("5", "50"), ("1,000", "100"), ("-2", "2"), (None, "3"), ("", ""), ("(1,2)", "(2,1)"),
+    ("0.76", "3/4"), ("5", "50"), ("3x", "3"), ("2 x", "2"), ("4y^2", "4"), ("1,000", "100"), ("-2", "2"), (None, "3"), ("", ""), ("(1,2)", "(2,1)"),
 ])
 def test_different_answers_do_not_match(candidate, reference):
     assert not answers_match(candidate, reference)
@@ -318,3 +319,14 @@ def test_hostile_candidates_are_contained_on_weaker_hosts(host, monkeypatch):
         assert_contained(result)
         assert ("netns" in result.isolation) == ("namespace_prefix" not in WEAKER_HOSTS[host]), kind
     assert not Path("/tmp/phijax-escape-weaker-host").exists()
+
+
+def test_python_tests_verifier_is_safe_from_several_threads(registry):
+    from concurrent.futures import ThreadPoolExecutor
+
+    verify = registry.create("verifiers", "python_tests", timeout_s=10.0)
+    problem = {"tests": "assert add(2, 3) == 5"}
+    codes = [ADD, ADD.replace("+", "-")] * 4
+    with ThreadPoolExecutor(4) as pool:
+        verdicts = list(pool.map(lambda code: verify(code, problem), codes))
+    assert verdicts == [True, False] * 4

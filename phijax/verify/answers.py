@@ -17,7 +17,11 @@ _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
 _LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |\^\s*\{?\\circ\}?|\\circ|\\%|%|\\\$|\$")
-_TRAILING_UNITS = re.compile(r"^(-?[\d.,/]+)\s*[a-zA-Z][a-zA-Z .²³^]*$")
+# A number then words ("12 dollars", "3 red apples"), or then a unit symbol ("5cm", "9 m^2"); not
+# "3x" or "2 x", which are expressions.
+_UNIT_SYMBOLS = r"(?:mm|cm|m|km|in|ft|yd|mi|mg|g|kg|lb|lbs|oz|s|sec|min|h|hr|hrs|ml|l|L)"
+_TRAILING_UNITS = re.compile(
+    rf"^(-?[\d.,/]+)(?:\s+[a-zA-Z]{{2,}}[a-zA-Z .]*|\s*{_UNIT_SYMBOLS}(?:\^?[23²³])?)$")
 _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?|-?\.\d+")
 
 
