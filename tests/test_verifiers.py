@@ -330,3 +330,12 @@ def test_python_tests_verifier_is_safe_from_several_threads(registry):
     with ThreadPoolExecutor(4) as pool:
         verdicts = list(pool.map(lambda code: verify(code, problem), codes))
     assert verdicts == [True, False] * 4
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_not_a_verdict(monkeypatch):
+    import phijax.verify.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "sandbox_interpreter", lambda: ("/nonexistent/python", None))
+    monkeypatch.setattr(sandbox, "namespace_prefix", lambda: ())
+    with pytest.raises(sandbox.SandboxError, match="could not start the sandbox"):
+        run_python_tests(ADD, ADD_TESTS, FAST)

@@ -133,8 +133,12 @@ def _run_killing_group(command: list[str], namespaced: bool, work: Path, nonce: 
                        timeout_s: float) -> tuple[int | None, bool]:
     """Start the runner in its own session; on timeout SIGKILL its whole process group."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8"}
-    process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.PIPE, stdout=out,
-                               stderr=err, start_new_session=True, close_fds=True)
+    try:
+        process = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.PIPE, stdout=out,
+                                   stderr=err, start_new_session=True, close_fds=True)
+    except OSError as error:
+        raise SandboxError(f"could not start the sandbox ({' '.join(command[:2])}): {error}; "
+                           "check that the Python interpreter and unshare are installed") from error
     try:
         process.stdin.write(nonce.encode() + b"\n")
         process.stdin.close()
