@@ -16,8 +16,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence, Union
 
 Prefix = tuple[int, ...]
 
@@ -48,7 +48,7 @@ class SuccessEstimate:
     rollouts: tuple[Rollout, ...] = ()
 
     @classmethod
-    def from_rollouts(cls, rollouts: Sequence[Rollout]) -> "SuccessEstimate":
+    def from_rollouts(cls, rollouts: Sequence[Rollout]) -> SuccessEstimate:
         """The Monte-Carlo estimate: the fraction of `rollouts` that succeeded."""
         if not rollouts:
             raise InvalidEstimateError("no rollouts to estimate from: sample at least one")
@@ -56,7 +56,7 @@ class SuccessEstimate:
         return cls(wins / len(rollouts), tuple(rollouts))
 
 
-SuccessProbability = Callable[[Prefix], Union[float, SuccessEstimate]]
+SuccessProbability = Callable[[Prefix], float | SuccessEstimate]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from the prefix itself, so a run is reproducible and a prefix gets the same esti
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from phijax.pts import (
     SUCCESS_BAND,

@@ -9,7 +9,8 @@ it near 0.06, well under the default p_gap of 0.2.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from phijax.errors import PhijaxError
 from phijax.plugins import hookimpl

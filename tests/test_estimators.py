@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 import phijax_plugins.estimators as builtin_estimators
 import phijax_plugins.verifiers as builtin_verifiers
+import pytest
+
 from phijax.errors import PhijaxError
 from phijax.plugins.testing import make_registry
-from phijax.pts import PivotalToken, Rollout, alternative_token, pivotal_token_search, token_pairs
+from phijax.pts import (
+    PivotalToken,
+    Rollout,
+    alternative_token,
+    pivotal_token_search,
+    token_pairs,
+)
 from phijax.verify import ProblemError
 
 PROMPT = [100, 101]  # "What is 2+3?"

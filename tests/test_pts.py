@@ -16,8 +16,8 @@ from phijax.pts import (
     TokenPair,
     alternative_token,
     in_success_band,
-    pivotal_token_search,
     pair_record,
+    pivotal_token_search,
     token_pairs,
 )
 
@@ -157,7 +157,7 @@ def test_short_completions():
 def test_bad_estimates_and_arguments_are_rejected_with_the_fix():
     for bad in (1.5, -0.1, float("nan"), None, "0.5x"):
         with pytest.raises(InvalidEstimateError, match=r"probability in \[0, 1\]"):
-            pivotal_token_search([1, 2, 3], lambda prefix: bad)
+            pivotal_token_search([1, 2, 3], lambda prefix, bad=bad: bad)
     with pytest.raises(ValueError, match="one log-probability per completion token"):
         pivotal_token_search([1, 2, 3], lambda prefix: 0.5, logprobs=[-1.0])
     with pytest.raises(ValueError, match="finite log-probability"):

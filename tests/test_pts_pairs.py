@@ -7,6 +7,7 @@ import random
 
 import phijax_plugins.estimators as builtin_estimators
 import phijax_plugins.verifiers as builtin_verifiers
+
 from phijax.plugins.testing import make_registry
 from phijax.pts_pairs import PTSSettings, PTSStats, prefix_seed, pts_pairs
 
@@ -31,7 +32,10 @@ class ScriptedPolicy:
         return "".join(WORDS[i] for i in ids)
 
 
-def run(problems, settings=PTSSettings(num_solutions=4, seed=3)):
+DEFAULT = PTSSettings(num_solutions=4, seed=3)
+
+
+def run(problems, settings=DEFAULT):
     registry = make_registry(builtin_estimators, builtin_verifiers, builtins=False)
     stats, policy = PTSStats(), ScriptedPolicy(prompt_len=1)
     records = list(pts_pairs(problems, policy=policy, prompt_ids=lambda problem: [100],

@@ -9,9 +9,9 @@ import tomllib
 import uuid
 from pathlib import Path
 
+import phijax_plugins.verifiers as builtin_verifiers
 import pytest
 
-import phijax_plugins.verifiers as builtin_verifiers
 from phijax.plugins.testing import make_registry
 from phijax.verify import ProblemError
 from phijax.verify.answers import answers_match, extract_answer, normalize_answer
@@ -309,7 +309,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("host", sorted(WEAKER_HOSTS))
 def test_hostile_candidates_are_contained_on_weaker_hosts(host, monkeypatch):
-    import phijax.verify.sandbox as sandbox
+    from phijax.verify import sandbox
 
     for name, replacement in WEAKER_HOSTS[host].items():
         monkeypatch.setattr(sandbox, name, replacement)
@@ -333,7 +333,7 @@ def test_python_tests_verifier_is_safe_from_several_threads(registry):
 
 
 def test_a_sandbox_that_cannot_start_is_an_error_not_a_verdict(monkeypatch):
-    import phijax.verify.sandbox as sandbox
+    from phijax.verify import sandbox
 
     monkeypatch.setattr(sandbox, "sandbox_interpreter", lambda: ("/nonexistent/python", None))
     monkeypatch.setattr(sandbox, "namespace_prefix", lambda: ())

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from phijax.errors import PhijaxError
@@ -237,7 +237,7 @@ def sandbox_interpreter() -> tuple[str, int | None]:
 
 def _runs(command: list[str]) -> bool:
     try:
-        return subprocess.run(command, capture_output=True, timeout=20, cwd="/").returncode == 0
+        return subprocess.run(command, capture_output=True, timeout=20, cwd="/", check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
