@@ -9,11 +9,14 @@ No biases, no dropout. Every parameter carries logical axis names (`out_sharding
 `phijax.parallel` maps to mesh axes through the config's rules table. The N decoder layers are stored
 stacked along a leading `layers` axis and run under `jax.lax.scan`, so compile time does not grow
 with depth and the checkpoint layout is the same whether or not the loop is unrolled.
+
+Generation runs the same layers over a key/value cache (`Phi4.cached_hidden_states`, used by
+`phijax.generate`); training never touches that path.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +27,9 @@ from phijax.model.attention import attend, document_mask
 from phijax.model.rope import apply_rope
 
 INIT_STDDEV = 0.02  # HF's initializer_range for phi-3/phi-4
+# One layer's key/value cache (k, v), each [batch, max_len, kv_heads, head_dim]; stacked over layers
+# on a leading axis in `Phi4.cached_hidden_states`.
+KVLayer = tuple[jax.Array, jax.Array]
 
 # What a layer keeps for its backward pass (`model.remat`); None entries mean "no remat".
 REMAT_POLICIES: dict[str, Callable | None] = {
@@ -72,14 +78,39 @@ class Attention(nnx.Module):
 
     def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array | None) -> jax.Array:
         """x: [batch, seq, embed] → [batch, seq, embed]."""
+        q, k, v = self._project(x, positions)
+        out = attend(q, k, v, mask=mask, causal=True, implementation=self.implementation)
+        return self._output(out)
+
+    def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
+               key_valid: jax.Array) -> tuple[jax.Array, KVLayer]:
+        """Attention of new tokens over a key/value cache (generation).
+
+        x: [batch, seq, embed], the tokens written at cache slots start..start+seq-1; cache k and v:
+        [batch, max_len, kv_heads, head_dim] (kv heads, not expanded to query heads); key_valid:
+        [batch, max_len], False for padding slots. A token attends to valid slots at or before its own.
+        Returns the attention output [batch, seq, embed] and the cache with the new keys and values.
+        """
+        q, k, v = self._project(x, positions)
+        k_cache = jax.lax.dynamic_update_slice_in_dim(cache[0], k.astype(cache[0].dtype), start, axis=1)
+        v_cache = jax.lax.dynamic_update_slice_in_dim(cache[1], v.astype(cache[1].dtype), start, axis=1)
+        slots = jnp.arange(k_cache.shape[1])
+        query_slots = start + jnp.arange(x.shape[1])
+        mask = (slots[None, :] <= query_slots[:, None])[None, None] & key_valid[:, None, None, :]
+        # The mask is not causal in the kernel's sense (queries sit at an offset), so jax picks the kernel.
+        out = attend(q, k_cache.astype(q.dtype), v_cache.astype(q.dtype), mask=mask, causal=False, implementation=None)
+        return self._output(out), (k_cache, v_cache)
+
+    def _project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Queries [batch, seq, heads, head_dim], keys and values [batch, seq, kv_heads, head_dim], roped."""
         dt = x.dtype
         q = jnp.einsum("bsd,dhk->bshk", x, self.q[...].astype(dt))
         k = jnp.einsum("bsd,dhk->bshk", x, self.k[...].astype(dt))
         v = jnp.einsum("bsd,dhk->bshk", x, self.v[...].astype(dt))
-        q = apply_rope(q, positions, self.rope_theta)
-        k = apply_rope(k, positions, self.rope_theta)
-        out = attend(q, k, v, mask=mask, causal=True, implementation=self.implementation)
-        return jnp.einsum("bshk,hkd->bsd", out, self.o[...].astype(dt))
+        return apply_rope(q, positions, self.rope_theta), apply_rope(k, positions, self.rope_theta), v
+
+    def _output(self, out: jax.Array) -> jax.Array:
+        return jnp.einsum("bshk,hkd->bsd", out, self.o[...].astype(out.dtype))
 
 
 class MLP(nnx.Module):
@@ -109,6 +140,13 @@ class DecoderLayer(nnx.Module):
     def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array | None) -> jax.Array:
         x = x + self.attn(self.attn_norm(x), positions, mask)
         return x + self.mlp(self.mlp_norm(x))
+
+    def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
+               key_valid: jax.Array) -> tuple[jax.Array, KVLayer]:
+        """The block over a key/value cache: see `Attention.cached`."""
+        attended, cache = self.attn.cached(self.attn_norm(x), positions, cache, start, key_valid)
+        x = x + attended
+        return x + self.mlp(self.mlp_norm(x)), cache
 
 
 class Phi4(nnx.Module):
@@ -175,3 +213,28 @@ class Phi4(nnx.Module):
         for i in range(self.cfg.num_layers):
             x, _ = one_layer(x, jax.tree.map(lambda a: a[i], params))
         return x
+
+    def cached_hidden_states(
+        self,
+        input_ids: jax.Array,
+        positions: jax.Array,
+        cache: KVLayer,
+        start: jax.Array,
+        key_valid: jax.Array,
+    ) -> tuple[jax.Array, KVLayer]:
+        """Generation's forward pass: new tokens over a key/value cache of every layer.
+
+        input_ids, positions: [batch, seq], written at cache slots start..start+seq-1 (a prompt at
+        prefill, one token per decode step); cache k and v: [layers, batch, max_len, kv_heads,
+        head_dim]; key_valid: [batch, max_len]. Returns final-normed hidden states [batch, seq, embed]
+        and the updated cache. Layers are always scanned (no remat: nothing is differentiated).
+        """
+        graphdef, params = nnx.split(self.layers)
+        x = self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids]
+
+        def one_layer(h: jax.Array, layer: tuple[Any, jax.Array, jax.Array]) -> tuple[jax.Array, KVLayer]:
+            layer_params, k, v = layer
+            return nnx.merge(graphdef, layer_params).cached(h, positions, (k, v), start, key_valid)
+
+        x, cache = jax.lax.scan(one_layer, x, (params, *cache))
+        return self.final_norm(x), cache
