@@ -73,6 +73,17 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from phijax.generate import Sampling, chat_completions
+
+    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    replies = chat_completions(args.checkpoint, args.prompt, tokenizer=args.tokenizer, n=args.n,
+                               max_new_tokens=args.max_new_tokens, sampling=sampling, seed=args.seed)
+    for i, reply in enumerate(replies):
+        print(reply if args.n == 1 else f"--- sample {i + 1} of {args.n} ---\n{reply}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and for plugins that add commands)."""
     parser = _Parser(prog="phijax", description="Phi-4 training recipe in JAX.")
@@ -102,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=10, help="global batches to draw (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=_cmd_data_stats)
+
+    p = sub.add_parser("generate", help="sample replies of a checkpoint to a chat prompt")
+    p.add_argument("--checkpoint", required=True, help="model dir, checkpoint step, or run dir (newest step)")
+    p.add_argument("--prompt", required=True, help="the user message (Phi-4 chat template applied)")
+    p.add_argument("--tokenizer", help="tokenizer.json or `phi4` (default: the run's data.tokenizer)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--top-p", type=float, default=1.0, help="1 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=1, help="number of replies, sampled from one prefill")
+    p.set_defaults(func=_cmd_generate)
 
     # Keep these last: plugin commands may not take the name of a core command added above.
     from phijax.plugins.cli import add_plugin_commands, add_plugins_command

@@ -385,3 +385,58 @@ def _divisible_sharding(mesh: Mesh, rules: dict[str, Any], axes: Sequence[str], 
         names = (entry,) if isinstance(entry, str) else tuple(entry or ())
         spec.append(entry if size % int(np.prod([mesh.shape[a] for a in names])) == 0 else None)
     return NamedSharding(mesh, PartitionSpec(*spec))
+
+
+# ----------------------------------------------------------------------- checkpoints and the CLI
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A directory holding `params/`: a model dir or checkpoint step as given, a run dir's newest step."""
+    here = Path(path)
+    if not here.is_dir():
+        raise CheckpointError(f"checkpoint {path} not found: pass a model directory, a checkpoint step or a run directory")
+    if (here / "params").is_dir():
+        return here
+    steps = [d for d in (here / "checkpoints").glob("*") if d.name.isdigit() and (d / "params").is_dir()]
+    if not steps:
+        raise CheckpointError(
+            f"{path} holds neither params/ nor checkpoints/<step>/params: pass a model directory "
+            "(phijax convert from-hf), a checkpoint step or a run directory with a saved step"
+        )
+    return max(steps, key=lambda d: int(d.name))
+
+
+def find_tokenizer(checkpoint: Path, cfg: ModelConfig) -> str | Path:
+    """The tokenizer of a checkpoint: its run's `data.tokenizer`, a tokenizer.json beside the params,
+    or Phi-4's for a model with Phi-4's vocabulary."""
+    import yaml
+
+    for directory in (checkpoint, *checkpoint.absolute().parents):
+        if (directory / "tokenizer.json").is_file():
+            return directory / "tokenizer.json"
+        config = directory / "config.yaml"
+        if config.is_file():
+            named = ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("tokenizer")
+            if named:
+                return named
+    if cfg.vocab_size == 100_352:
+        return "phi4"
+    raise GenerationError(f"no tokenizer found for {checkpoint}: pass --tokenizer PATH (a tokenizer.json or `phi4`)")
+
+
+def chat_completions(checkpoint: str | Path, prompt: str, *, tokenizer: str | Path | None = None, n: int = 1,
+                     max_new_tokens: int = 256, sampling: Sampling = Sampling(), seed: int = 0) -> list[str]:
+    """`n` replies of the model in `checkpoint` to one user message (Phi-4's chat template applied)."""
+    from phijax.data import load_tokenizer
+    from phijax.model.checkpoint import load_model_dir
+
+    step = resolve_checkpoint(checkpoint)
+    model = load_model_dir(step)
+    tok = load_tokenizer(tokenizer or find_tokenizer(step, model.cfg))
+    if tok.vocab_size > model.cfg.vocab_size:
+        raise GenerationError(
+            f"tokenizer has {tok.vocab_size} ids but the model only {model.cfg.vocab_size}: pass the model's --tokenizer"
+        )
+    prompt_ids, _ = tok.format_chat([{"role": "user", "content": prompt}], add_generation_prompt=True)
+    stops = sorted({tok.eos_id, model.cfg.eos_token_id})
+    result = sample_continuations(model, prompt_ids, n, max_new_tokens=max_new_tokens, sampling=sampling,
+                                  stop_tokens=stops, seed=seed)
+    return [tok.decode(ids) for ids in result.rows(strip=stops)]

@@ -80,7 +80,10 @@ def load_model_dir(path: str | Path) -> Phi4:
     """The model stored in a model directory, on the default device, in its config's param_dtype."""
     cfg = read_model_config(path)
     model = nnx.eval_shape(lambda: Phi4(cfg, rngs=nnx.Rngs(0)))
-    abstract = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    # An explicit device: a training step saved sharded over a mesh restores onto this one device.
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                            nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     restored = restore_params(path, abstract)
     params = nnx.state(model, nnx.Param)
     nnx.replace_by_pure_dict(params, jax.tree.map(np.asarray, restored))
