@@ -9,7 +9,6 @@ documents never attend across their boundaries.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 
 def document_mask(query_segment_ids: jax.Array, key_segment_ids: jax.Array) -> jax.Array:

@@ -54,46 +54,55 @@ def train(cfg: Config) -> TrainResult:
     STAGES[cfg.train.stage](cfg)
     _check_batch(cfg)
     mesh = build_mesh(cfg.mesh)
-    run_dir = Path(cfg.run_dir)
     tx = make_optimizer(cfg.optim, cfg.train.steps)
-    schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
     layout = state_layout(cfg.model, tx, mesh, cfg.mesh.rules)
 
     from phijax.data.pipeline import build_batches  # late: keeps `phijax train --help` light
 
     batches = build_batches(cfg, jax.process_index(), jax.process_count())
-    checkpoints = Checkpoints(run_dir, cfg.checkpoint)
-    _claim_run_dir(cfg, run_dir, has_checkpoints=bool(checkpoints.steps()))
-    step, state, resumed = _start(cfg, tx, layout, checkpoints, batches)
-    train_step = make_train_step(layout, tx, batch_sharding(mesh, cfg.mesh.rules),
-                                 cfg.train.grad_accum, cfg.train.loss_chunk)
-    result = TrainResult(step=step, resumed_from=resumed)
-    with _metric_sinks(cfg, run_dir) as sinks, _preemption_guard() as preempted:
+    checkpoints = Checkpoints(cfg.run_dir, cfg.checkpoint)
+    try:
+        _claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
+        step, state, resumed = _start(cfg, tx, layout, checkpoints, batches)
+        if step >= cfg.train.steps:
+            log.info("run already complete at step %d: raise train.steps to train further", step)
+        train_step = make_train_step(layout, tx, batch_sharding(mesh, cfg.mesh.rules),
+                                     cfg.train.grad_accum, cfg.train.loss_chunk)
+        result = TrainResult(step=step, resumed_from=resumed)
+        _run_steps(cfg, mesh, train_step, state, batches, checkpoints, result)
+    finally:
+        checkpoints.close()
+    return result
+
+
+def _run_steps(cfg: Config, mesh, train_step, state: TrainState, batches, checkpoints: Checkpoints,
+               result: TrainResult) -> None:
+    """Step from `result.step` to `train.steps`, logging and checkpointing; updates `result`."""
+    schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
+    meta = {"seed": cfg.train.seed}
+    with _metric_sinks(cfg, Path(cfg.run_dir)) as sinks, _preemption_guard() as preempted:
         meter = _Meter(cfg, mesh)
-        while step < cfg.train.steps:
+        while result.step < cfg.train.steps:
             try:
                 batch = next(batches)
             except StopIteration:
-                log.info("data exhausted at step %d (a source reached its epoch cap)", step)
-                checkpoints.save(step, state, batches, {"seed": cfg.train.seed}, force=True)
-                break
+                log.info("data exhausted at step %d (a source reached its epoch cap)", result.step)
+                checkpoints.save(result.step, state, batches, meta, force=True)
+                return
             state, step_metrics = train_step(state, _global_batch(batch, mesh, cfg))
-            step += 1
+            result.step = step = result.step + 1
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
                 record = meter.record(step, step_metrics, float(schedule(step - 1)))
                 result.losses[step] = record["loss"]
                 for sink in sinks:
                     sink.log(step, record)
             if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
-                checkpoints.save(step, state, batches, {"seed": cfg.train.seed})
+                checkpoints.save(step, state, batches, meta)
             if preempted():
                 log.info("SIGTERM: saving step %d and exiting", step)
-                checkpoints.save(step, state, batches, {"seed": cfg.train.seed}, force=True)
+                checkpoints.save(step, state, batches, meta, force=True)
                 result.preempted = True
-                break
-    checkpoints.close()
-    result.step = step
-    return result
+                return
 
 
 def _console_logging() -> None:
