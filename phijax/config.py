@@ -171,6 +171,25 @@ class CheckpointConfig:
 
 
 @dataclass(frozen=True)
+class DPOConfig:
+    """Direct preference optimisation (`train.stage: dpo`): the pairs and the loss.
+
+    `pairs`: JSONL files (globs) of preference pairs, whole responses `{prompt, chosen, rejected}` as
+    text or ids, or Pivotal Token Search single-token pairs (see `phijax.data.pairs`).
+    `reference`: `precompute` scores every pair once with the initial parameters before training
+    (no second model in memory); `frozen` keeps a frozen copy of them and scores each batch.
+    `loss_type`: `sigmoid` (DPO) or `ipo`; `label_smoothing` applies to sigmoid only.
+    """
+
+    pairs: tuple[str, ...] = ()
+    beta: float = 0.1
+    label_smoothing: float = 0.0
+    loss_type: Literal["sigmoid", "ipo"] = "sigmoid"
+    reference: Literal["precompute", "frozen"] = "precompute"
+    shuffle: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; written resolved to `run_dir/config.yaml`."""
 
@@ -181,6 +200,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
 
 
 # ------------------------------------------------------------------------------------- loading
