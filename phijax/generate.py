@@ -440,3 +440,71 @@ def chat_completions(checkpoint: str | Path, prompt: str, *, tokenizer: str | Pa
     result = sample_continuations(model, prompt_ids, n, max_new_tokens=max_new_tokens, sampling=sampling,
                                   stop_tokens=stops, seed=seed)
     return [tok.decode(ids) for ids in result.rows(strip=stops)]
+
+
+# --------------------------------------------------------------------------- the plugins' Policy
+class ModelPolicy:
+    """The `phijax.plugins.protocols.Policy` plugins see, backed by a model and its tokenizer.
+
+    `max_new_tokens` is clipped to the room the model's `max_seq_len` leaves after the bucketed
+    prompt (the clip depends on the bucket only, so it does not multiply compilations).
+    """
+
+    def __init__(self, model: Phi4, tokenizer: Any, *, mesh: Mesh | None = None, rules: dict[str, Any] | None = None):
+        self.model, self.tokenizer, self.mesh, self.rules = model, tokenizer, mesh, rules
+        self.stop_tokens = sorted({tokenizer.eos_id, model.cfg.eos_token_id})
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
+                 seed: int = 0) -> list[str]:
+        """One reply per user message (chat template applied), stop token removed."""
+        chats = [self.tokenizer.format_chat([{"role": "user", "content": p}], add_generation_prompt=True)[0]
+                 for p in prompts]
+        result = generate(self.model, chats, max_new_tokens=self._room(max(map(len, chats), default=1), max_new_tokens),
+                          sampling=Sampling(temperature=temperature), stop_tokens=self.stop_tokens, seed=seed,
+                          mesh=self.mesh, rules=self.rules)
+        return [self.tokenizer.decode(ids) for ids in result.rows(strip=self.stop_tokens)]
+
+    def complete(self, prefix_ids: Sequence[int], *, num_samples: int, max_new_tokens: int,
+                 temperature: float = 1.0, seed: int = 0) -> list[list[int]]:
+        """`num_samples` continuations of one prefix (prefilled once), each up to but excluding its stop token."""
+        result = sample_continuations(
+            self.model, prefix_ids, num_samples, max_new_tokens=self._room(len(prefix_ids), max_new_tokens),
+            sampling=Sampling(temperature=temperature), stop_tokens=self.stop_tokens, seed=seed,
+            mesh=self.mesh, rules=self.rules,
+        )
+        return result.rows(strip=self.stop_tokens)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids))
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
+        """Sum of log p(continuation | context) in nats; context and continuation encoded separately."""
+        scores = []
+        for context, continuation in requests:
+            ids = self.tokenizer.encode(context) + self.tokenizer.encode(continuation)
+            targets = len(self.tokenizer.encode(continuation))
+            if len(ids) > self.model.cfg.max_seq_len or len(ids) < 2 or targets < 1:
+                raise GenerationError(
+                    f"loglikelihood needs a non-empty context and continuation within max_seq_len "
+                    f"{self.model.cfg.max_seq_len} tokens, got {len(ids) - targets} + {targets}"
+                )
+            padded = np.full((1, bucket_length(len(ids))), self.model.cfg.pad_token_id, np.int32)
+            padded[0, :len(ids)] = ids
+            graphdef, state = nnx.split(self.model)
+            scores.append(float(_token_logprob_sum(graphdef, state, jnp.asarray(padded), len(ids) - targets, len(ids))))
+        return scores
+
+    def _room(self, prompt_len: int, max_new_tokens: int) -> int:
+        room = self.model.cfg.max_seq_len - bucket_length(prompt_len)
+        if room < 1:
+            raise GenerationError(f"a prompt of {prompt_len} tokens leaves no room under max_seq_len {self.model.cfg.max_seq_len}")
+        return min(max_new_tokens, room)
+
+
+@partial(jax.jit, static_argnames=("graphdef",))
+def _token_logprob_sum(graphdef, state, ids: jax.Array, first: jax.Array, end: jax.Array) -> jax.Array:
+    """Sum of log p(ids[t] | ids[:t]) for first <= t < end; ids: [1, L] right-padded."""
+    logprobs = jax.nn.log_softmax(nnx.merge(graphdef, state)(ids)[0, :-1], axis=-1)
+    picked = jnp.take_along_axis(logprobs, ids[0, 1:, None], axis=-1)[:, 0]  # picked[t-1] = log p(ids[t])
+    t = jnp.arange(1, ids.shape[1])
+    return jnp.sum(jnp.where((t >= first) & (t < end), picked, 0.0))

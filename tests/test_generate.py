@@ -12,8 +12,10 @@ from flax import nnx
 
 from phijax.cli import main
 from phijax.config import MeshConfig
+from phijax.data import load_tokenizer
 from phijax.generate import (
     GenerationError,
+    ModelPolicy,
     Sampling,
     bucket_length,
     decode_step,
@@ -199,6 +201,40 @@ def test_bad_sampling_settings_are_generation_errors():
     for bad in (dict(temperature=-1), dict(top_k=-2), dict(top_p=0.0), dict(top_p=1.5)):
         with pytest.raises(GenerationError):
             Sampling(**bad)
+
+
+# ------------------------------------------------------------------------------ the plugins' Policy
+def test_model_policy_complete_is_shared_prefix_sampling_without_the_stop_token(model):
+    policy = ModelPolicy(model, load_tokenizer(TOKENIZER))
+    assert all(callable(getattr(policy, name)) for name in ("generate", "complete", "decode", "loglikelihood"))
+    got = policy.complete(PROMPTS[1], num_samples=5, max_new_tokens=8, temperature=1.0, seed=3)
+    want = sample_continuations(model, PROMPTS[1], 5, max_new_tokens=8, sampling=WARM, seed=3,
+                                stop_tokens=policy.stop_tokens)
+    assert got == want.rows(strip=policy.stop_tokens)
+    assert all(stop not in row for row in got for stop in policy.stop_tokens)
+
+
+def test_model_policy_drives_the_monte_carlo_estimator(model):
+    from phijax_plugins.estimators import MonteCarloEstimator
+
+    policy = ModelPolicy(model, load_tokenizer(TOKENIZER))
+    prompt = PROMPTS[0]
+    estimate = MonteCarloEstimator(num_rollouts=6, max_new_tokens=8)(
+        {"prompt_ids": prompt}, prompt + [40], policy=policy, seed=0,
+        verifier=lambda completion, problem: len(completion) % 2 == 0,
+    )
+    assert len(estimate.rollouts) == 6 and 0.0 <= estimate.probability <= 1.0
+
+
+def test_model_policy_loglikelihood_sums_next_token_log_probs(model):
+    tokenizer = load_tokenizer(TOKENIZER)
+    policy = ModelPolicy(model, tokenizer)
+    context, continuation = tokenizer.encode("12 + 30 ="), tokenizer.encode(" 42")
+    ids = context + continuation
+    logprobs = jax.nn.log_softmax(logits_without_cache(model, ids), axis=-1)
+    want = sum(float(logprobs[t - 1, ids[t]]) for t in range(len(context), len(ids)))
+    got = policy.loglikelihood([("12 + 30 =", " 42")])
+    assert got == pytest.approx([want], rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------ the CLI
