@@ -24,10 +24,11 @@ Many rollouts from one prefix are the PTS workload: `sample_continuations` prefi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -223,8 +224,7 @@ def _row_keys(seed: jax.Array, row_ids: jax.Array) -> jax.Array:
 @partial(jax.jit, static_argnames=("graphdef", "plan"))
 def _generate_program(graphdef, state, tokens, lengths, row_ids, seed, *, plan: _Plan):
     model = nnx.merge(graphdef, state)
-    tokens, lengths = _constrain(tokens, plan.row_sharding), lengths
-    logits, cache = prefill(model, tokens, lengths, plan.cache_len)
+    logits, cache = prefill(model, _constrain(tokens, plan.row_sharding), lengths, plan.cache_len)
     cache = cache._replace(k=_constrain(cache.k, plan.cache_sharding), v=_constrain(cache.v, plan.cache_sharding))
     return _decode(model, logits, cache, _row_keys(seed, row_ids), plan)
 

@@ -198,7 +198,7 @@ def test_bad_generation_inputs_are_generation_errors(model, prompt, max_new, sam
 
 
 def test_bad_sampling_settings_are_generation_errors():
-    for bad in (dict(temperature=-1), dict(top_k=-2), dict(top_p=0.0), dict(top_p=1.5)):
+    for bad in ({"temperature": -1}, {"top_k": -2}, {"top_p": 0.0}, {"top_p": 1.5}):
         with pytest.raises(GenerationError):
             Sampling(**bad)
 

@@ -25,8 +25,9 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -45,7 +46,7 @@ GREEDY = Sampling(temperature=0.0)
 def jit_init(preset: str) -> Phi4:
     """A randomly initialised model of a preset, built inside jit (fast even at 100M parameters)."""
     cfg = preset_config(preset)
-    build = lambda: Phi4(cfg, rngs=nnx.Rngs(0))  # noqa: E731
+    build = lambda: Phi4(cfg, rngs=nnx.Rngs(0))
     graphdef, _ = nnx.split(nnx.eval_shape(build))
     return nnx.merge(graphdef, jax.jit(lambda: nnx.split(build())[1])())
 

@@ -16,7 +16,8 @@ Generation runs the same layers over a key/value cache (`Phi4.cached_hidden_stat
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
