@@ -86,10 +86,18 @@ class KVCache(NamedTuple):
 @dataclass(frozen=True)
 class Generation:
     """Sampled continuations: tokens [batch, max_new_tokens] (a row's stop token included, then
-    `pad_id`), lengths [batch] (tokens generated per row, stop token included)."""
+    `pad_id`); logprobs [batch, max_new_tokens], each token's log-probability in nats under the model
+    (temperature 1, before top-k/top-p; 0 after the stop token); lengths [batch] (tokens generated
+    per row, stop token included)."""
 
     tokens: np.ndarray
+    logprobs: np.ndarray
     lengths: np.ndarray
+
+    @classmethod
+    def first_rows(cls, decoded: Any, n: int) -> Generation:
+        """The first `n` rows of a decode loop's result (the rest filled the batch for sharding)."""
+        return cls(np.asarray(decoded.tokens)[:n], np.asarray(decoded.logprobs)[:n], np.asarray(decoded.lengths)[:n])
 
     def rows(self, strip: Sequence[int] = ()) -> list[list[int]]:
         """Each row's generated ids; a final token in `strip` (e.g. the stop tokens) is dropped."""
@@ -192,29 +200,54 @@ def _constrain(x: jax.Array, sharding: NamedSharding | None) -> jax.Array:
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
 
-def _decode(model: Phi4, logits: jax.Array, cache: KVCache, row_keys: jax.Array, plan: _Plan) -> tuple[jax.Array, jax.Array]:
+class _Decoding(NamedTuple):
+    """The decode loop's carry: rows' outputs so far ([batch, max_new_tokens]) and where they stand."""
+
+    step: jax.Array  # next output column
+    last: jax.Array  # [batch] token fed at this step
+    tokens: jax.Array
+    logprobs: jax.Array
+    done: jax.Array  # [batch] a stop token was emitted
+    lengths: jax.Array  # [batch] tokens emitted, stop token included
+    cache: KVCache
+
+
+def _pick(logits: jax.Array, keys: jax.Array, plan: _Plan) -> tuple[jax.Array, jax.Array]:
+    """Sampled tokens [batch] and their log-probabilities under the model (temperature 1, unfiltered)."""
+    token = sample_tokens(logits, keys, plan.sampling)
+    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), token[:, None], axis=-1)[:, 0]
+    return token, logprob
+
+
+def _decode(model: Phi4, logits: jax.Array, cache: KVCache, row_keys: jax.Array, plan: _Plan) -> _Decoding:
     """Sample token 0 from `logits`, then decode until max_new_tokens or every row has stopped."""
     batch = logits.shape[0]
     stops = jnp.asarray(plan.stop_tokens or (-1,), jnp.int32)
-    first = sample_tokens(logits, _step_keys(row_keys, jnp.int32(0)), plan.sampling)
-    out = jnp.full((batch, plan.max_new_tokens), plan.pad_id, jnp.int32).at[:, 0].set(first)
-    start = (jnp.int32(1), first, out, jnp.isin(first, stops), jnp.ones((batch,), jnp.int32), cache)
+    first, first_logprob = _pick(logits, _step_keys(row_keys, jnp.int32(0)), plan)
+    columns = (batch, plan.max_new_tokens)
+    start = _Decoding(
+        step=jnp.int32(1), last=first,
+        tokens=jnp.full(columns, plan.pad_id, jnp.int32).at[:, 0].set(first),
+        logprobs=jnp.zeros(columns, jnp.float32).at[:, 0].set(first_logprob),
+        done=jnp.isin(first, stops), lengths=jnp.ones((batch,), jnp.int32), cache=cache,
+    )
 
-    def not_finished(state) -> jax.Array:
-        step, _, _, done, _, _ = state
-        return (step < plan.max_new_tokens) & ~jnp.all(done)
+    def not_finished(s: _Decoding) -> jax.Array:
+        return (s.step < plan.max_new_tokens) & ~jnp.all(s.done)
 
-    def one_token(state):
-        step, last, out, done, lengths, cache = state
-        logits, cache = decode_step(model, cache, last)
+    def one_token(s: _Decoding) -> _Decoding:
+        logits, cache = decode_step(model, s.cache, s.last)
         cache = cache._replace(k=_constrain(cache.k, plan.cache_sharding), v=_constrain(cache.v, plan.cache_sharding))
-        token = sample_tokens(logits, _step_keys(row_keys, step), plan.sampling)
-        token = jnp.where(done, plan.pad_id, token)
-        out = jax.lax.dynamic_update_slice_in_dim(out, token[:, None], step, axis=1)
-        return step + 1, token, out, done | jnp.isin(token, stops), lengths + ~done, cache
+        token, logprob = _pick(logits, _step_keys(row_keys, s.step), plan)
+        token, logprob = jnp.where(s.done, plan.pad_id, token), jnp.where(s.done, 0.0, logprob)
+        return _Decoding(
+            step=s.step + 1, last=token,
+            tokens=jax.lax.dynamic_update_slice_in_dim(s.tokens, token[:, None], s.step, axis=1),
+            logprobs=jax.lax.dynamic_update_slice_in_dim(s.logprobs, logprob[:, None], s.step, axis=1),
+            done=s.done | jnp.isin(token, stops), lengths=s.lengths + ~s.done, cache=cache,
+        )
 
-    _, _, out, _, lengths, _ = jax.lax.while_loop(not_finished, one_token, start)
-    return out, lengths
+    return jax.lax.while_loop(not_finished, one_token, start)._replace(cache=None)
 
 
 def _row_keys(seed: jax.Array, row_ids: jax.Array) -> jax.Array:
@@ -283,11 +316,11 @@ def generate(
         tokens[row, prompt_len - len(prompt):] = prompt
     plan = _plan(model.cfg, batch, prompt_len, max_new_tokens, sampling, stop_tokens, mesh, rules)
     graphdef, state = nnx.split(model)
-    out, lengths = _generate_program(
+    decoded = _generate_program(
         graphdef, state, jnp.asarray(tokens), jnp.asarray([len(p) for p in prompts], jnp.int32),
         jnp.asarray(row_ids, jnp.int32), jnp.int32(seed), plan=plan,
     )
-    return Generation(np.asarray(out)[:n], np.asarray(lengths)[:n])
+    return Generation.first_rows(decoded, n)
 
 
 def sample_continuations(
@@ -317,11 +350,11 @@ def sample_continuations(
     tokens[0, prompt_len - len(prefix):] = prefix
     plan = _plan(model.cfg, rows, prompt_len, max_new_tokens, sampling, stop_tokens, mesh, rules)
     graphdef, state = nnx.split(model)
-    out, lengths = _continuations_program(
+    decoded = _continuations_program(
         graphdef, state, jnp.asarray(tokens), jnp.asarray([len(prefix)], jnp.int32),
         jnp.arange(rows, dtype=jnp.int32), jnp.int32(seed), plan=plan,
     )
-    return Generation(np.asarray(out)[:n], np.asarray(lengths)[:n])
+    return Generation.first_rows(decoded, n)
 
 
 def _checked_prompt(cfg: ModelConfig, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
@@ -422,9 +455,8 @@ def find_tokenizer(checkpoint: Path, cfg: ModelConfig) -> str | Path:
     raise GenerationError(f"no tokenizer found for {checkpoint}: pass --tokenizer PATH (a tokenizer.json or `phi4`)")
 
 
-def chat_completions(checkpoint: str | Path, prompt: str, *, tokenizer: str | Path | None = None, n: int = 1,
-                     max_new_tokens: int = 256, sampling: Sampling = Sampling(), seed: int = 0) -> list[str]:
-    """`n` replies of the model in `checkpoint` to one user message (Phi-4's chat template applied)."""
+def load_policy(checkpoint: str | Path, tokenizer: str | Path | None = None) -> ModelPolicy:
+    """The `Policy` of a model dir, checkpoint step or run dir (its newest step), with its tokenizer."""
     from phijax.data import load_tokenizer
     from phijax.model.checkpoint import load_model_dir
 
@@ -435,11 +467,17 @@ def chat_completions(checkpoint: str | Path, prompt: str, *, tokenizer: str | Pa
         raise GenerationError(
             f"tokenizer has {tok.vocab_size} ids but the model only {model.cfg.vocab_size}: pass the model's --tokenizer"
         )
-    prompt_ids, _ = tok.format_chat([{"role": "user", "content": prompt}], add_generation_prompt=True)
-    stops = sorted({tok.eos_id, model.cfg.eos_token_id})
-    result = sample_continuations(model, prompt_ids, n, max_new_tokens=max_new_tokens, sampling=sampling,
-                                  stop_tokens=stops, seed=seed)
-    return [tok.decode(ids) for ids in result.rows(strip=stops)]
+    return ModelPolicy(model, tok)
+
+
+def chat_completions(checkpoint: str | Path, prompt: str, *, tokenizer: str | Path | None = None, n: int = 1,
+                     max_new_tokens: int = 256, sampling: Sampling = Sampling(), seed: int = 0) -> list[str]:
+    """`n` replies of the model in `checkpoint` to one user message (Phi-4's chat template applied)."""
+    policy = load_policy(checkpoint, tokenizer)
+    prompt_ids, _ = policy.tokenizer.format_chat([{"role": "user", "content": prompt}], add_generation_prompt=True)
+    result = sample_continuations(policy.model, prompt_ids, n, max_new_tokens=max_new_tokens, sampling=sampling,
+                                  stop_tokens=policy.stop_tokens, seed=seed)
+    return [policy.decode(ids) for ids in result.rows(strip=policy.stop_tokens)]
 
 
 # --------------------------------------------------------------------------- the plugins' Policy

@@ -78,6 +78,16 @@ def test_greedy_sampling_equals_argmax_of_full_forward_passes(model):
     assert result.lengths.tolist() == [8, 8, 8]
 
 
+def test_logprobs_are_the_models_log_probabilities_of_the_sampled_tokens(model):
+    result = generate(model, PROMPTS[:2], max_new_tokens=6, sampling=Sampling(temperature=0.7, top_k=20), seed=4,
+                      stop_tokens=())
+    for prompt, tokens, logprobs in zip(PROMPTS, result.tokens, result.logprobs):
+        ids = prompt + tokens.tolist()
+        reference = jax.nn.log_softmax(logits_without_cache(model, ids), axis=-1)  # temperature 1, unfiltered
+        want = [reference[t - 1, ids[t]] for t in range(len(prompt), len(ids))]
+        np.testing.assert_allclose(logprobs, want, rtol=1e-4, atol=1e-4)
+
+
 def test_cached_logits_equal_full_forward_logits_at_prefill_and_every_decode_step(model):
     prompt_len, steps = 16, 6
     fed = np.random.RandomState(0).randint(3, 1024, (len(PROMPTS), steps))  # forced tokens, not sampled
@@ -129,6 +139,7 @@ def test_a_stop_token_ends_its_row_which_is_padded_after(model):
     assert stopped.lengths.tolist() == [first + 1, 8]
     assert stopped.tokens[0, :first + 1].tolist() == free.tokens[0, :first + 1].tolist()
     assert set(stopped.tokens[0, first + 1:].tolist()) == {model.cfg.pad_token_id}
+    assert not stopped.logprobs[0, first + 1:].any() and stopped.logprobs[0, first] < 0
     assert stopped.rows(strip=[stop])[0] == free.tokens[0, :first].tolist()
     np.testing.assert_array_equal(stopped.tokens[1], free.tokens[1])
 
