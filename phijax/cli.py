@@ -50,6 +50,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dpo(args: argparse.Namespace) -> int:
+    """`phijax dpo`: `phijax train` with `train.stage=dpo` (preference pairs, see phijax.train.dpo_loop)."""
+    args.overrides = [*args.overrides, "train.stage=dpo"]
+    return _cmd_train(args)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from phijax.model import convert
 
@@ -94,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run a training stage from a config")
     _add_config_args(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("dpo", help="run DPO on preference pairs (train with train.stage=dpo)")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_dpo)
 
     p = sub.add_parser("params", help="print parameter counts of a model preset")
     p.add_argument("--preset", required=True, help="preset name, e.g. phi4-14b")

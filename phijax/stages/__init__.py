@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Callable
 
 from phijax.config import Config
-from phijax.stages import midtrain, pretrain, sft
+from phijax.stages import dpo, midtrain, pretrain, sft
 
 # stage name → validation of a config for that stage (raises ConfigError)
 STAGES: dict[str, Callable[[Config], None]] = {
     "pretrain": pretrain.validate,
     "midtrain": midtrain.validate,
     "sft": sft.validate,
+    "dpo": dpo.validate,
 }

@@ -48,6 +48,10 @@ class TrainResult:
 
 def train(cfg: Config) -> TrainResult:
     """Run (or resume) the configured stage until `train.steps`, SIGTERM, or the data runs out."""
+    if cfg.train.stage == "dpo":  # preference pairs and a reference model: its own loop
+        from phijax.train.dpo_loop import train_dpo
+
+        return train_dpo(cfg)
     _console_logging()
     request_cpu_devices(cfg.mesh.cpu_devices)
     distributed.initialize()

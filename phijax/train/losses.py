@@ -115,3 +115,33 @@ def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, m
     mask = mask.astype(jnp.float32)
     total, _ = jax.lax.scan(chunk_loss, jnp.zeros((), jnp.float32), (split(hidden), split(targets), split(mask)))
     return total, jnp.sum(mask)
+
+
+def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
+                     chunk: int = 1024, average: bool = False) -> jax.Array:
+    """`sequence_logps` from final hidden states, without whole [batch, seq, vocab] logits.
+
+    hidden: [batch, seq, embed]; lm_head: [embed, vocab]; targets, mask: [batch, seq] (as in
+    `sequence_logps`). Like `next_token_loss`, the sequence is cut into chunks of at most `chunk`
+    positions whose fp32 logits are made, reduced and dropped (rematerialised in the backward pass),
+    but sums stay per row. Returns [batch] float32 summed (or, with `average`, mean) log-probs.
+    """
+    batch, seq, _ = hidden.shape
+    size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
+    n = seq // size
+
+    def split(x: jax.Array) -> jax.Array:  # [batch, seq, ...] → [n, batch, size, ...]
+        return jnp.moveaxis(x.reshape(batch, n, size, *x.shape[2:]), 1, 0)
+
+    @jax.checkpoint
+    def chunk_logps(total: jax.Array, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, None]:
+        h, t, m = xs
+        logits = jnp.einsum("bsd,dv->bsv", h, lm_head.astype(h.dtype), preferred_element_type=jnp.float32)
+        picked = jnp.take_along_axis(logits, t[..., None].astype(jnp.int32), axis=-1)[..., 0]
+        return total + jnp.sum((picked - jax.nn.logsumexp(logits, axis=-1)) * m, axis=-1), None
+
+    mask = mask.astype(jnp.float32)
+    total, _ = jax.lax.scan(chunk_logps, jnp.zeros((batch,), jnp.float32), (split(hidden), split(targets), split(mask)))
+    if average:
+        total = total / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
+    return total
