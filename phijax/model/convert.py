@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax.numpy as jnp
+import numpy as np
+
 from phijax.model.checkpoint import load_model_dir, nest, save_model_dir
 from phijax.model.hf import read_hf_config, read_hf_params, save_hf
 
@@ -11,9 +14,18 @@ from phijax.model.hf import read_hf_config, read_hf_params, save_hf
 def hf_to_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """Stream a HF checkpoint into a model directory, keeping the file's dtype (one copy in memory)."""
     cfg = read_hf_config(src)
-    return save_model_dir(nest(read_hf_params(src, cfg)), cfg, dst)
+    return save_model_dir(nest(_as_jax_arrays(read_hf_params(src, cfg))), cfg, dst)
 
 
 def checkpoint_to_hf(src: str | Path, dst: str | Path) -> Path:
     """Write a model directory (or a training checkpoint step) as a HF directory."""
     return save_hf(load_model_dir(src), dst)
+
+
+def _as_jax_arrays(flat: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
+    """Move arrays to jax one at a time, freeing each numpy copy as it goes.
+
+    orbax serialises jax arrays from their own buffers but copies numpy arrays first, which
+    would double the host memory of a conversion.
+    """
+    return {name: jnp.asarray(flat.pop(name)) for name in list(flat)}

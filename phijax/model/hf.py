@@ -15,9 +15,9 @@ from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 from flax import nnx
-from safetensors import safe_open
 from safetensors.flax import save_file
 
 from phijax.config import ModelConfig
@@ -158,14 +158,37 @@ def read_hf_config(path: str | Path) -> ModelConfig:
 
 
 def iter_hf_tensors(path: str | Path) -> Iterator[tuple[str, np.ndarray]]:
-    """Every (name, array) of a checkpoint's safetensors shards, one tensor in memory at a time."""
+    """Every (name, array) of a checkpoint's safetensors shards, as read-only memory-mapped views.
+
+    The `safetensors` package cannot hand bf16 tensors to numpy, and going through a framework
+    would copy every tensor; a view over the file's pages costs no memory of its own.
+    """
     files = sorted(Path(path).glob("*.safetensors"))
     if not files:
         raise CheckpointError(f"{path} has no *.safetensors files: phijax reads safetensors checkpoints only")
     for file in files:
-        with safe_open(str(file), framework="flax") as reader:
-            for name in reader.keys():
-                yield name, np.asarray(reader.get_tensor(name))
+        header, data_start = _safetensors_header(file)
+        data = np.memmap(file, dtype=np.uint8, mode="r")
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            if info["dtype"] not in _NUMPY_DTYPES:
+                raise CheckpointError(f"{file}: tensor {name} has dtype {info['dtype']}, phijax reads F32/F16/BF16")
+            begin, end = (data_start + offset for offset in info["data_offsets"])
+            yield name, data[begin:end].view(_NUMPY_DTYPES[info["dtype"]]).reshape(info["shape"])
+
+
+_NUMPY_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16}
+
+
+def _safetensors_header(file: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a safetensors file and the byte offset where tensor data starts."""
+    with file.open("rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        try:
+            return json.loads(handle.read(size)), 8 + size
+        except (ValueError, UnicodeDecodeError):
+            raise CheckpointError(f"{file} is not a safetensors file (unreadable header)") from None
 
 
 def read_hf_params(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray]:
