@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from phijax.config import Config
-from phijax.errors import CheckpointError
+from phijax.errors import CheckpointError, ConfigError
 from phijax.model.checkpoint import restore_params
 from phijax.model.phi4 import Phi4
 from phijax.parallel import distributed
@@ -79,6 +80,7 @@ def train_dpo(cfg: Config) -> TrainResult:
     log.info("%d preference pairs (%s), %.2f epochs in %d steps", len(pairs),
              "single-token, shared inputs" if pairs.single_token else "whole responses",
              cfg.train.steps * cfg.train.global_batch / len(pairs), cfg.train.steps)
+    _check_rows(cfg, batch_sharding(mesh, cfg.mesh.rules), pairs.single_token)
     batches = PairBatches(pairs, cfg.train.global_batch, cfg.train.seq_len, tokenizer.pad_id,
                           seed=cfg.data.seed, shuffle=cfg.dpo.shuffle,
                           process_index=jax.process_index(), process_count=jax.process_count())
@@ -193,6 +195,20 @@ def initial_params(cfg: Config, layout: StateLayout) -> dict[str, Any]:
         return nnx.to_pure_dict(nnx.state(Phi4(cfg.model, rngs=nnx.Rngs(cfg.train.seed))))
 
     return jax.jit(init, out_shardings=layout.shardings["params"])()
+
+
+def _check_rows(cfg: Config, sharding, single_token: bool) -> None:
+    """The rows of a batch of pairs (one a pair, or two) must split evenly over the batch devices."""
+    axes = sharding.spec[0] if len(sharding.spec) else None
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    shards = math.prod(sharding.mesh.shape[a] for a in axes)
+    per_pair = 1 if single_token else 2
+    if cfg.train.global_batch * per_pair % shards:
+        need = shards // math.gcd(per_pair, shards)
+        raise ConfigError(
+            f"train.global_batch={cfg.train.global_batch} pairs ({per_pair} row(s) each) do not split over the "
+            f"{shards} devices of the batch axes: set it to a multiple of {need}"
+        )
 
 
 # --------------------------------------------------------------------------- reference cache file

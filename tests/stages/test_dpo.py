@@ -190,3 +190,8 @@ def test_dpo_config_errors_name_the_fix(tmp_path, override, message):
     cfg = dpo_config(tmp_path, "x.jsonl", **override)
     with pytest.raises(ConfigError, match=message):
         STAGES["dpo"](cfg)
+
+
+def test_a_batch_of_pairs_that_does_not_split_over_the_devices_names_the_multiple(tmp_path, whole_pairs_file):
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        train(dpo_config(tmp_path, whole_pairs_file, **{"train.global_batch": 6}))
