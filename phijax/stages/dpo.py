@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def validate(cfg: Config) -> None:
-    """A DPO config needs pairs, a valid loss and one optimizer step per batch of pairs."""
+    """A DPO config needs pairs, a valid loss, and micro-batches of whole pairs."""
     dpo = cfg.dpo
     if not dpo.pairs:
         raise ConfigError("dpo.pairs is empty: name the pairs JSONL files, e.g. dpo.pairs=[runs/pts/pairs.jsonl]")
@@ -27,8 +27,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"dpo.label_smoothing ({dpo.label_smoothing}) must be in [0, 0.5)")
     if dpo.loss_type == "ipo" and dpo.label_smoothing:
         raise ConfigError("dpo.label_smoothing applies to the sigmoid loss only; set it to 0 for dpo.loss_type=ipo")
-    if cfg.train.grad_accum != 1:
-        raise ConfigError("DPO does not accumulate gradients: set train.grad_accum=1 (and size train.global_batch to fit)")
+    if cfg.train.global_batch % cfg.train.grad_accum:
+        raise ConfigError(f"train.global_batch ({cfg.train.global_batch} pairs) must be a multiple of "
+                          f"train.grad_accum ({cfg.train.grad_accum})")
     if cfg.train.seq_len > cfg.model.max_seq_len:
         raise ConfigError(f"train.seq_len ({cfg.train.seq_len}) exceeds model.max_seq_len ({cfg.model.max_seq_len})")
     if not cfg.checkpoint.init_from:

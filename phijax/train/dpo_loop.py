@@ -151,7 +151,8 @@ class _DPORun:
     def train(self) -> None:
         """Step to `train.steps`, logging, checkpointing and stopping on SIGTERM."""
         cfg, result = self.cfg, self.result
-        step_fn = make_dpo_step(self.layout, self.tx, self.sharding, cfg.dpo, cfg.train.loss_chunk)
+        step_fn = make_dpo_step(self.layout, self.tx, self.sharding, cfg.dpo, cfg.train.loss_chunk,
+                                cfg.train.grad_accum)
         schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
         meta = {"seed": cfg.train.seed, "reference": cfg.dpo.reference}
         with _metric_sinks(cfg, Path(cfg.run_dir)) as sinks, _preemption_guard() as preempted:
@@ -198,16 +199,16 @@ def initial_params(cfg: Config, layout: StateLayout) -> dict[str, Any]:
 
 
 def _check_rows(cfg: Config, sharding, single_token: bool) -> None:
-    """The rows of a batch of pairs (one a pair, or two) must split evenly over the batch devices."""
+    """The rows of a micro-batch of pairs (one row a pair, or two) must split over the batch devices."""
     axes = sharding.spec[0] if len(sharding.spec) else None
     axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
     shards = math.prod(sharding.mesh.shape[a] for a in axes)
-    per_pair = 1 if single_token else 2
-    if cfg.train.global_batch * per_pair % shards:
-        need = shards // math.gcd(per_pair, shards)
+    per_pair, accum = (1 if single_token else 2), cfg.train.grad_accum
+    if cfg.train.global_batch // accum * per_pair % shards:
+        need = accum * shards // math.gcd(per_pair, shards)
         raise ConfigError(
-            f"train.global_batch={cfg.train.global_batch} pairs ({per_pair} row(s) each) do not split over the "
-            f"{shards} devices of the batch axes: set it to a multiple of {need}"
+            f"train.global_batch={cfg.train.global_batch} pairs ({per_pair} row(s) each, {accum} micro-batch(es)) "
+            f"do not split over the {shards} devices of the batch axes: set it to a multiple of {need}"
         )
 
 

@@ -44,13 +44,15 @@ def pair_logps(graphdef: Any, params: Params, batch: Batch, chunk: int = 1024, a
 
 def make_dpo_step(
     layout: StateLayout, tx: optax.GradientTransformation, batch_sharding: NamedSharding,
-    dpo: DPOConfig, loss_chunk: int = 1024,
+    dpo: DPOConfig, loss_chunk: int = 1024, grad_accum: int = 1,
 ) -> Callable[..., tuple[TrainState, dict[str, jax.Array]]]:
     """A jitted `step(state, batch, reference_params=None) -> (state, metrics)`; state is donated.
 
     `reference_params` (a frozen copy of the initial parameters) is given with `dpo.reference:
-    frozen`; otherwise the batch carries `reference_logps`. Metrics: loss, grad_norm and
-    `dpo_loss`'s rewards/* and logps/*.
+    frozen`; otherwise the batch carries `reference_logps`. With `grad_accum` k the pairs are split
+    into k equal micro-batches whose gradients and metrics are averaged (the DPO loss is a mean over
+    pairs, so this equals one pass over the whole batch). Metrics: loss, grad_norm and `dpo_loss`'s
+    rewards/* and logps/*.
     """
     average = dpo.loss_type == "ipo"  # IPO is defined on length-averaged log-probs
 
@@ -60,19 +62,45 @@ def make_dpo_step(
                         dpo.beta, dpo.label_smoothing, dpo.loss_type)
 
     def step(state: TrainState, batch: Batch, reference_params: Params | None = None):
-        batch = {k: jax.lax.with_sharding_constraint(v, _row_sharding(batch_sharding, v)) for k, v in batch.items()}
-        if reference_params is None:
-            reference = batch["reference_logps"]
-        else:
-            reference = jax.lax.stop_gradient(pair_logps(layout.graphdef, reference_params, batch, loss_chunk, average))
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], batch, reference)
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        new_state = {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
+        params = state["params"]
+
+        def accumulate(carry, micro: Batch):
+            micro = {k: jax.lax.with_sharding_constraint(v, _row_sharding(batch_sharding, v)) for k, v in micro.items()}
+            if reference_params is None:
+                reference = micro["reference_logps"]
+            else:
+                reference = jax.lax.stop_gradient(pair_logps(layout.graphdef, reference_params, micro, loss_chunk, average))
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, micro, reference)
+            return jax.tree.map(jnp.add, carry, (grads, {"loss": loss, **metrics})), None
+
+        reference_shape = jax.ShapeDtypeStruct((batch["targets"].shape[0] // 2, 2), jnp.float32)
+        loss, metrics = jax.eval_shape(loss_fn, params, batch, reference_shape)
+        zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), (params, {"loss": loss, **metrics}))
+        (grads, metrics), _ = jax.lax.scan(accumulate, zeros, pair_micro_batches(batch, grad_accum))
+        grads, metrics = jax.tree.map(lambda x: x / grad_accum, (grads, metrics))
+        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        new_state = {"params": optax.apply_updates(params, updates), "opt_state": opt_state}
+        return new_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
 
     in_shardings = (layout.shardings, None, layout.shardings["params"])
     return jax.jit(step, in_shardings=in_shardings if dpo.reference == "frozen" else in_shardings[:2],
                    out_shardings=(layout.shardings, None), donate_argnums=0)
+
+
+def pair_micro_batches(batch: Batch, grad_accum: int) -> Batch:
+    """Every array of a pair batch → [grad_accum, ...]: micro-batch j takes pairs j, j+k, j+2k, ...
+
+    Pairs, not rows, are split: a pair's chosen and rejected rows (2i, 2i + 1) stay together, and
+    strided pairs keep each device's shard of the batch in every micro-batch.
+    """
+    pairs = batch["targets"].shape[0] // 2
+
+    def split(x: jax.Array) -> jax.Array:
+        per_pair = x.reshape(pairs, -1, *x.shape[1:])  # [pairs, rows of a pair (1 or 2), ...]
+        strided = jnp.moveaxis(per_pair.reshape(pairs // grad_accum, grad_accum, *per_pair.shape[1:]), 1, 0)
+        return strided.reshape(grad_accum, -1, *x.shape[1:])
+
+    return {k: split(v) for k, v in batch.items()}
 
 
 def make_logps_fn(layout: StateLayout, batch_sharding: NamedSharding, dpo: DPOConfig,

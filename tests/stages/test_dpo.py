@@ -1,6 +1,7 @@
 """DPO on the tiny model: the step's loss is `dpo_loss` of the model's log-probs, runs raise the
 margin, both reference modes agree, resume is exact, and pairs files are checked line by line."""
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -49,28 +50,40 @@ def full_forward_logps(graphdef, params, pairs, seq_len, pad_id, average):
     return np.asarray(sequence_logps(logits, rows["targets"], rows["loss_mask"], average=average)).reshape(-1, 2)
 
 
-@pytest.mark.parametrize("kind, loss_type", [("pts", "sigmoid"), ("whole", "sigmoid"), ("whole", "ipo")])
-def test_step_loss_is_dpo_loss_of_full_forward_logps(tmp_path, request, kind, loss_type):
+@pytest.mark.parametrize("kind, loss_type, grad_accum, reference", [
+    ("pts", "sigmoid", 1, "precompute"), ("whole", "ipo", 2, "precompute"),
+    ("pts", "sigmoid", 2, "frozen"), ("whole", "sigmoid", 1, "frozen"),
+])
+def test_step_loss_is_dpo_loss_of_full_forward_logps(tmp_path, request, kind, loss_type, grad_accum, reference):
     cfg = dpo_config(tmp_path, request.getfixturevalue(f"{kind}_pairs_file"),
-                     **{"dpo.loss_type": loss_type, "dpo.beta": 0.5, "train.loss_chunk": 16})
+                     **{"dpo.loss_type": loss_type, "dpo.beta": 0.5, "train.loss_chunk": 16,
+                        "dpo.reference": reference, "train.global_batch": 16, "train.grad_accum": grad_accum})
     mesh, tx = build_mesh(cfg.mesh), make_optimizer(cfg.optim, cfg.train.steps)
     layout, sharding = state_layout(cfg.model, tx, mesh, cfg.mesh.rules), batch_sharding(mesh, cfg.mesh.rules)
     tok = tokenizer_for(cfg.data.tokenizer)
     pairs = PreferencePairs(cfg.dpo.pairs, tok, cfg.model.vocab_size)
     assert pairs.single_token == (kind == "pts")
     local = next(PairBatches(pairs, cfg.train.global_batch, cfg.train.seq_len, tok.pad_id))
-    params = initial_params(cfg, layout)
-    policy = full_forward_logps(layout.graphdef, params, [pairs[int(i)] for i in local["pair_index"]],
-                                cfg.train.seq_len, tok.pad_id, average=loss_type == "ipo")
-    reference = (policy + np.random.default_rng(0).normal(0, 1, policy.shape)).astype(np.float32)
-    loss, expected = dpo_loss(policy[:, 0], policy[:, 1], reference[:, 0], reference[:, 1], 0.5, 0.0, loss_type)
+    batch_pairs = [pairs[int(i)] for i in local["pair_index"]]
+    params, reference_params = initial_params(cfg, layout), initial_params(replace_seed(cfg, 1), layout)
+    policy, ref = (full_forward_logps(layout.graphdef, p, batch_pairs, cfg.train.seq_len, tok.pad_id,
+                                      average=loss_type == "ipo") for p in (params, reference_params))
+    loss, expected = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], 0.5, 0.0, loss_type)
 
-    step = make_dpo_step(layout, tx, sharding, cfg.dpo, cfg.train.loss_chunk)
-    _, got = step(state_from_params(params, tx, layout),
-                  global_pair_batch({**local, "reference_logps": reference}, sharding))
+    step = make_dpo_step(layout, tx, sharding, cfg.dpo, cfg.train.loss_chunk, grad_accum)
+    state = state_from_params(params, tx, layout)
+    if reference == "frozen":
+        _, got = step(state, global_pair_batch(local, sharding), reference_params)
+    else:
+        _, got = step(state, global_pair_batch({**local, "reference_logps": ref}, sharding))
     assert float(got["loss"]) == pytest.approx(float(loss), rel=1e-5, abs=1e-6)
+    assert np.abs(policy - ref).max() > 0.05  # policy and reference really differ
     for key, value in expected.items():
         assert float(got[key]) == pytest.approx(float(value), rel=1e-5, abs=1e-5), key
+
+
+def replace_seed(cfg, seed):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
 
 
 def test_rows_train_exactly_the_completion_and_cut_long_prompts_from_the_left():
@@ -182,7 +195,7 @@ def test_phijax_dpo_reports_a_bad_pairs_file_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ({"dpo.pairs": "[]"}, "dpo.pairs is empty"),
-    ({"train.grad_accum": 2}, "train.grad_accum=1"),
+    ({"train.grad_accum": 3}, "multiple of train.grad_accum"),
     ({"dpo.loss_type": "ipo", "dpo.label_smoothing": 0.1}, "sigmoid loss only"),
     ({"dpo.beta": 0}, "dpo.beta"),
 ])

@@ -21,7 +21,7 @@ def test_sft_config_is_8b_tokens_at_1e_6_on_chat_data():
 @pytest.mark.parametrize("name, pairs", [("dpo.yaml", 250_297), ("dpo-round2.yaml", 841_842)])
 def test_dpo_configs_take_one_epoch_of_each_rounds_pairs(name, pairs):
     cfg = load_config([CONFIGS / name])
-    assert (cfg.train.stage, cfg.dpo.loss_type, cfg.train.grad_accum) == ("dpo", "sigmoid", 1)
+    assert (cfg.train.stage, cfg.dpo.loss_type) == ("dpo", "sigmoid")
     assert (cfg.train.steps - 1) * cfg.train.global_batch < pairs <= cfg.train.steps * cfg.train.global_batch
     assert cfg.model.rope_theta == 250_000.0
     assert {k: getattr(cfg.model, k) for k in preset_values("phi4-14b") if k != "rope_theta"} == {
