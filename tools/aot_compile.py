@@ -17,8 +17,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "phi4-14b" / "pretrain.yaml"
@@ -77,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     topology = tpu_topology(args.topology)
     from phijax.config import load_config
     from phijax.errors import PhijaxError
-    from phijax.train.memory import analytic_memory, compile_train_step, compiled_memory, device_memory_gib
+    from phijax.train.memory import (
+        analytic_memory,
+        compile_train_step,
+        compiled_memory,
+        device_memory_gib,
+    )
 
     devices = topology.devices
     try:
@@ -115,13 +121,13 @@ def build_report(args, cfg, mesh, device_kind: str, hbm_gib: float | None, secon
 
 def format_report(r: dict[str, Any]) -> str:
     """A human-readable table: compiled numbers on the left, analytic estimate on the right."""
-    gib = lambda n: f"{n / 1024**3:8.2f} GiB"  # noqa: E731
+    gib = lambda n: f"{n / 1024**3:8.2f} GiB"
     c, a = r["compiled"], r["analytic"]
     mesh = " ".join(f"{k}={v}" for k, v in r["mesh"].items())
     lines = [
         f"{r['preset']} train step on {r['topology']} ({r['chips']} x {r['device_kind']}), mesh {mesh}",
-        f"global batch {r['global_batch']} x {r['seq_len']} (grad_accum {r['grad_accum']}), "
-        f"remat {r['remat']}, compute {r['compute_dtype']}; compiled in {r['compile_s']} s",
+        (f"global batch {r['global_batch']} x {r['seq_len']} (grad_accum {r['grad_accum']}), "
+         f"remat {r['remat']}, compute {r['compute_dtype']}; compiled in {r['compile_s']} s"),
         "per chip              compiled (memory_analysis)  |  analytic",
         f"  arguments            {gib(c['arguments'])}  |  params fp32      {gib(a['params'])}",
         f"  outputs              {gib(c['outputs'])}  |  adam moments     {gib(a['opt_state'])}",

@@ -19,8 +19,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -187,8 +188,8 @@ def format_table(r: dict[str, Any]) -> str:
     mesh = " ".join(f"{k}={v}" for k, v in r["mesh"].items())
     mfu = f"{r['mfu']:.2%}" if r["mfu"] is not None else "n/a (unknown peak: pass --peak-tflops)"
     lines = [
-        f"{r['preset']} on {r['devices']} x {r['device_kind']} ({r['backend']}), mesh {mesh}, "
-        f"batch {r['global_batch']} x {r['seq_len']}, remat {r['remat']}, {r['compute_dtype']}",
+        (f"{r['preset']} on {r['devices']} x {r['device_kind']} ({r['backend']}), mesh {mesh}, "
+         f"batch {r['global_batch']} x {r['seq_len']}, remat {r['remat']}, {r['compute_dtype']}"),
         f"  {'':<10}{'step time':>12}{'tokens/s':>14}",
         f"  {'phijax':<10}{r['step_time_s'] * 1e3:>10.1f}ms{r['tokens_per_s']:>14,.0f}",
     ]

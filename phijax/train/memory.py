@@ -18,8 +18,9 @@ topology description on a CPU host — and `compiled_memory` reads `compiled.mem
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
