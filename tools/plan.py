@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--remat", choices=["none", "full", "dots", "dots_no_batch"])
     p.add_argument("--compute-dtype", choices=["float32", "bfloat16"])
     p.add_argument("--hbm-gib", type=float, help="memory per device in GiB (default: by device kind)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides, e.g. model.attention=cudnn")
     return p.parse_args(argv)
 
 
@@ -45,7 +46,7 @@ def plan_overrides(args: argparse.Namespace, devices: int) -> list[str]:
                       ("remat", "model.remat"), ("compute_dtype", "model.compute_dtype")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
-    return out
+    return out + list(args.overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,7 +85,8 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, tensor: int, los
     """Rough activation memory of one micro-batch on one device.
 
     rows: sequences per device per micro-batch; tensor: the tensor-parallel degree (splits heads
-    and the MLP width). Attention is counted as the XLA path (fp32 scores [rows, heads, seq, seq]).
+    and the MLP width). The XLA attention path materialises fp32 scores [rows, heads, seq, seq];
+    cuDNN flash attention keeps only their fp32 softmax statistics [rows, heads, seq].
     """
     c = jnp.dtype(cfg.compute_dtype).itemsize
     d, hd, f = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size // tensor
@@ -94,7 +95,7 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, tensor: int, los
     residual = tokens * d * c  # a layer's input, what "full" remat keeps
     projections = tokens * (h + 2 * kv) * hd * c * 2 + tokens * h * hd * c  # q k v (+ roped), attn out
     mlp = 3 * tokens * f * c  # gate, up, silu(gate) * up
-    scores = rows * h * seq_len * seq_len * (4 + c)  # fp32 logits + probabilities
+    scores = rows * h * seq_len * (seq_len * (4 + c) if cfg.attention == "xla" else 4)
     whole_layer = 4 * residual + projections + mlp + scores
     saved = {
         "none": whole_layer,
