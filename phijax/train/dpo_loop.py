@@ -65,10 +65,8 @@ def train_dpo(cfg: Config) -> TrainResult:
     request_cpu_devices(cfg.mesh.cpu_devices)
     distributed.initialize()
     STAGES["dpo"](cfg)
-    from phijax.data.pairs import (  # late: keeps the CLI light
-        PairBatches,
-        PreferencePairs,
-    )
+    # late: keeps the CLI light
+    from phijax.data.pairs import PairBatches, PreferencePairs
     from phijax.data.pipeline import check_vocabulary, tokenizer_for
 
     mesh = build_mesh(cfg.mesh)
@@ -89,6 +87,8 @@ def train_dpo(cfg: Config) -> TrainResult:
         _claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
         run = _DPORun(cfg, mesh, layout, tx, batches, checkpoints)
         run.start(pairs, tokenizer.pad_id)
+        if run.result.step >= cfg.train.steps:
+            log.info("run already complete at step %d: raise train.steps to train further", run.result.step)
         run.train()
     finally:
         checkpoints.close()

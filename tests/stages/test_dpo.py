@@ -3,8 +3,10 @@ margin, both reference modes agree, resume is exact, and pairs files are checked
 
 import dataclasses
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -208,3 +210,19 @@ def test_dpo_config_errors_name_the_fix(tmp_path, override, message):
 def test_a_batch_of_pairs_that_does_not_split_over_the_devices_names_the_multiple(tmp_path, whole_pairs_file):
     with pytest.raises(ConfigError, match="multiple of 4"):
         train(dpo_config(tmp_path, whole_pairs_file, **{"train.global_batch": 6}))
+
+
+def test_sigterm_saves_the_step_and_exits_zero(tmp_path, pts_pairs_file):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "phijax.cli", "dpo", "--config", str(TINY_DPO),
+               *dpo_overrides(run_dir, pts_pairs_file, **{"train.steps": 500, "checkpoint.every": 1000})]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run_dir / "metrics.jsonl").exists() and len(metrics(run_dir)) >= 2):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    saved = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved == [max(metrics(run_dir))] and saved[0] < 500 and "SIGTERM" in stderr
