@@ -11,17 +11,19 @@ tokens:
 - `phijax batch`:  `generate` on `batch` distinct prompts (prefill of every row, then decode);
 - `phijax shared`: `sample_continuations` of one prompt, prefilled once and copied to `batch` rows
   (the PTS workload);
-- `hf batch`:      `model.generate(..., do_sample=False, use_cache=True)` on the same prompts.
+- `hf batch Nt`:   `model.generate(..., do_sample=False, use_cache=True)` on the same prompts, torch
+  on N threads (1 and torch's default); `vs HF` compares with the faster of the two.
 
-Each case runs once to warm up (jit compilation, torch allocations), then `--repeats` times timed;
-the best time is reported. `agree` is the share of rows whose greedy tokens phijax and HF agree on.
-Prints a table and writes the numbers as JSON.
+Each case runs once to warm up (jit compilation, torch allocations), then `--repeats` times timed,
+the cases taking turns; the best time is reported. `agree` is the share of rows on which phijax's
+greedy tokens equal HF's. Prints a table and writes the numbers as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -41,6 +43,9 @@ from phijax.model.phi4 import Phi4
 from phijax.model.presets import preset_config
 
 GREEDY = Sampling(temperature=0.0)
+# torch's default thread count; HF is also timed on 1 thread, which wins on a busy shared machine
+# (torch's spinning OpenMP threads suffer most from oversubscription). vs_hf uses the faster.
+TORCH_THREADS = torch.get_num_threads()
 
 
 def jit_init(preset: str) -> Phi4:
@@ -51,15 +56,20 @@ def jit_init(preset: str) -> Phi4:
     return nnx.merge(graphdef, jax.jit(lambda: nnx.split(build())[1])())
 
 
-def best_time(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """(fastest of `repeats` timed runs after one warm-up, the last result)."""
-    result = run()
-    times = []
+def best_times(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, Any]]:
+    """Per case: (fastest of `repeats` timed runs, its result), after one warm-up run each.
+
+    The cases take turns within each repeat, so a burst of load from other processes on a shared
+    machine hits them alike rather than one case's whole series.
+    """
+    results = {name: run() for name, run in cases.items()}
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        for name, run in cases.items():
+            start = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(times[name]), results[name]) for name in cases}
 
 
 def bench_preset(preset: str, batch: int, prompt_len: int, new_tokens: int, repeats: int) -> list[dict[str, Any]]:
@@ -77,26 +87,32 @@ def bench_preset(preset: str, batch: int, prompt_len: int, new_tokens: int, repe
         return sample_continuations(model, prompts[0].tolist(), batch, max_new_tokens=new_tokens,
                                     sampling=GREEDY, stop_tokens=()).tokens
 
-    def hf_batch(ids: np.ndarray = prompts):
-        with torch.no_grad():
-            out = hf_model.generate(
-                torch.tensor(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long),
-                max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, use_cache=True,
-                pad_token_id=model.cfg.pad_token_id,
-            )
-        return out[:, ids.shape[1]:].numpy()
+    def hf_batch(threads: int) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                out = hf_model.generate(
+                    torch.tensor(prompts), attention_mask=torch.ones(prompts.shape, dtype=torch.long),
+                    max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                    pad_token_id=model.cfg.pad_token_id,
+                )
+            return out[:, prompt_len:].numpy()
+        return run
 
+    cases = {"phijax batch": phijax_batch, "phijax shared": phijax_shared}
+    cases.update({f"hf batch {n}t": hf_batch(n) for n in sorted({1, TORCH_THREADS})})
+    timed = best_times(cases, repeats)
+    torch.set_num_threads(TORCH_THREADS)
+    hf_tokens = timed["hf batch 1t"][1]
     rows = []
-    hf_time, hf_tokens = best_time(hf_batch, repeats)
-    for case, run in (("phijax batch", phijax_batch), ("phijax shared", phijax_shared), ("hf batch", None)):
-        seconds, tokens = (hf_time, hf_tokens) if run is None else best_time(run, repeats)
-        reference = hf_tokens if case != "phijax shared" else np.repeat(hf_tokens[:1], batch, 0)
+    for case, (seconds, tokens) in timed.items():
+        reference = np.repeat(hf_tokens[:1], batch, 0) if case == "phijax shared" else hf_tokens
         rows.append({
             "preset": preset, "case": case, "batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens,
             "seconds": seconds, "tokens_per_s": batch * new_tokens / seconds,
-            "agree": float(np.mean(np.all(tokens == reference, axis=1))) if run is not None else 1.0,
+            "agree": float(np.mean(np.all(tokens == reference, axis=1))),
         })
-    hf_speed = rows[-1]["tokens_per_s"]
+    hf_speed = max(r["tokens_per_s"] for r in rows if r["case"].startswith("hf"))
     for row in rows:
         row["vs_hf"] = row["tokens_per_s"] / hf_speed
     return rows
@@ -124,7 +140,7 @@ def main() -> None:
         rows += bench_preset(preset, args.batch, args.prompt_len, args.new_tokens, args.repeats)
     print_table(rows)
     machine = {"backend": jax.default_backend(), "devices": jax.device_count(), "cpu": platform.processor(),
-               "torch_threads": torch.get_num_threads(), "jax": jax.__version__, "torch": torch.__version__}
+               "torch_threads": TORCH_THREADS, "cpu_count": os.cpu_count(), "jax": jax.__version__, "torch": torch.__version__}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2) + "\n")
