@@ -26,6 +26,7 @@ from flax import nnx
 from phijax.config import ModelConfig
 from phijax.model.attention import attend, document_mask
 from phijax.model.rope import apply_rope
+from phijax.parallel.mesh import shard_like_batch
 
 INIT_STDDEV = 0.02  # HF's initializer_range for phi-3/phi-4
 # One layer's key/value cache (k, v), each [batch, max_len, kv_heads, head_dim]; stacked over layers
@@ -190,7 +191,7 @@ class Phi4(nnx.Module):
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (batch, seq))
         mask = None if segment_ids is None else document_mask(segment_ids, segment_ids)
-        x = self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids]
+        x = shard_like_batch(self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids])
         x = self._run_layers(x, positions, mask)
         return self.final_norm(x)
 
@@ -203,7 +204,7 @@ class Phi4(nnx.Module):
         graphdef, params = nnx.split(self.layers)
 
         def one_layer(h: jax.Array, layer_params) -> tuple[jax.Array, None]:
-            return nnx.merge(graphdef, layer_params)(h, positions, mask), None
+            return shard_like_batch(nnx.merge(graphdef, layer_params)(h, positions, mask)), None
 
         policy = REMAT_POLICIES[self.cfg.remat]
         if self.cfg.remat != "none":

@@ -7,11 +7,13 @@ Changing the parallelism is a config change: the model never names a mesh axis.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
+from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -125,3 +127,30 @@ def init_sharded(make: Callable[[], nnx.Module], mesh: Mesh, rules: dict[str, An
         return nnx.split(make())[1]
 
     return nnx.merge(graphdef, init())
+
+
+_BATCH_SHARDING: contextvars.ContextVar[NamedSharding | None] = contextvars.ContextVar("batch_sharding", default=None)
+
+
+@contextmanager
+def batch_sharded_activations(sharding: NamedSharding) -> Iterator[None]:
+    """While tracing inside this context, `shard_like_batch` pins activations to `sharding`'s batch axes.
+
+    Without the pin XLA may propagate the embedding table's `embed`-over-`fsdp` sharding into the
+    residual stream and give every device the whole batch (seen in the v5p AOT compile:
+    global-batch MLP activations on every chip).
+    """
+    token = _BATCH_SHARDING.set(sharding)
+    try:
+        yield
+    finally:
+        _BATCH_SHARDING.reset(token)
+
+
+def shard_like_batch(x: jax.Array) -> jax.Array:
+    """Constrain [batch, length, ...] activations to the batch sharding in context (else no-op)."""
+    sharding = _BATCH_SHARDING.get()
+    if sharding is None:
+        return x
+    spec = PartitionSpec(*sharding.spec[:2], *([None] * (x.ndim - 2)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(sharding.mesh, spec))

@@ -15,6 +15,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 
+from phijax.parallel.mesh import batch_sharded_activations
 from phijax.train.losses import next_token_loss
 from phijax.train.state import StateLayout, TrainState
 
@@ -34,7 +35,8 @@ def make_train_step(
     def micro_loss(params: dict[str, Any], micro: Batch) -> tuple[jax.Array, jax.Array]:
         micro = {k: jax.lax.with_sharding_constraint(v, batch_sharding) for k, v in micro.items()}
         model = nnx.merge(layout.graphdef, params)
-        hidden = model.hidden_states(micro["input_ids"], micro["positions"], micro["segment_ids"])
+        with batch_sharded_activations(batch_sharding):
+            hidden = model.hidden_states(micro["input_ids"], micro["positions"], micro["segment_ids"])
         return next_token_loss(hidden, model.lm_head[...], micro["targets"], micro["loss_mask"], loss_chunk)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
