@@ -98,7 +98,11 @@ class Attention(nnx.Module):
         v_cache = jax.lax.dynamic_update_slice_in_dim(cache[1], v.astype(cache[1].dtype), start, axis=1)
         slots = jnp.arange(k_cache.shape[1])
         query_slots = start + jnp.arange(x.shape[1])
-        mask = (slots[None, :] <= query_slots[:, None])[None, None] & key_valid[:, None, None, :]
+        earlier = slots[None, :] <= query_slots[:, None]
+        itself = slots[None, :] == query_slots[:, None]
+        # A padding query sees its own slot, so no row of the mask is empty (an all-masked softmax row
+        # may be NaN in some kernels and would reach valid queries through padding's values).
+        mask = earlier[None, None] & (key_valid[:, None, None, :] | itself[None, None])
         # The mask is not causal in the kernel's sense (queries sit at an offset), so jax picks the kernel.
         out = attend(q, k_cache.astype(q.dtype), v_cache.astype(q.dtype), mask=mask, causal=False, implementation=None)
         return self._output(out), (k_cache, v_cache)
