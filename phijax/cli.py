@@ -56,6 +56,17 @@ def _cmd_dpo(args: argparse.Namespace) -> int:
     return _cmd_train(args)
 
 
+def _cmd_pts(args: argparse.Namespace) -> int:
+    """`phijax pts`: Pivotal Token Search DPO pairs from the `pts` config section (phijax.pts_driver)."""
+    from phijax.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    from phijax.pts_driver import run_pts
+
+    run_pts(cfg)
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from phijax.model import convert
 
@@ -104,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dpo", help="run DPO on preference pairs (train with train.stage=dpo)")
     _add_config_args(p)
     p.set_defaults(func=_cmd_dpo)
+
+    p = sub.add_parser("pts", help="find pivotal tokens in sampled solutions; write single-token DPO pairs")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_pts)
 
     p = sub.add_parser("params", help="print parameter counts of a model preset")
     p.add_argument("--preset", required=True, help="preset name, e.g. phi4-14b")

@@ -190,6 +190,53 @@ class DPOConfig:
 
 
 @dataclass(frozen=True)
+class CurriculumProblemsConfig:
+    """PTS problems drawn from the embedded arithmetic curriculum (`phijax.data.curriculum`).
+
+    Problem i of curriculum `seed`, for i = 0, 1, ..., keeping those of `kinds` whose operands have
+    at most `max_digits` digits (null: any), until `count` are kept. Use a seed the model was not
+    trained on (the tiny pretraining reads seed 0).
+    """
+
+    count: int = 100
+    seed: int = 1
+    kinds: tuple[str, ...] = ("addition", "subtraction", "multiplication")
+    max_digits: int | None = None
+
+
+@dataclass(frozen=True)
+class PTSConfig:
+    """`phijax pts`: sample solutions, find pivotal tokens, write single-token DPO pairs.
+
+    `checkpoint`: model dir, checkpoint step or run dir (newest step). `problems`: JSONL with `query`
+    plus what the verifier reads (`answer` or `tests`); null draws `curriculum` problems instead.
+    `prompt_format`: `chat` (the chat template, for SFT models) or `text` (the curriculum's textbook
+    form `Exercise. {query}\n\nSolution.`, for pretrained ones). `rollouts`, `max_new_tokens` and
+    `temperature` are passed to the estimator as `num_rollouts`, `max_new_tokens`, `temperature`,
+    plus `estimator_options`. `solutions`: solutions searched per query in the success `band`.
+    `output`: the pairs JSONL; its summary goes next to it as `<stem>.summary.json`.
+    """
+
+    checkpoint: str | None = None
+    tokenizer: str | None = None
+    problems: str | None = None
+    curriculum: CurriculumProblemsConfig = field(default_factory=CurriculumProblemsConfig)
+    prompt_format: Literal["chat", "text"] = "chat"
+    estimator: str = "monte_carlo"
+    estimator_options: dict[str, Any] = field(default_factory=dict)
+    verifier: str = "math_answer"
+    verifier_options: dict[str, Any] = field(default_factory=dict)
+    rollouts: int = 64
+    p_gap: float = 0.2
+    band: tuple[float, ...] = (0.2, 0.8)
+    solutions: int = 4
+    max_new_tokens: int = 1024
+    temperature: float = 1.0
+    output: str = "runs/pts/pairs.jsonl"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a run needs; written resolved to `run_dir/config.yaml`."""
 
@@ -201,6 +248,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
+    pts: PTSConfig = field(default_factory=PTSConfig)
 
 
 # ------------------------------------------------------------------------------------- loading
