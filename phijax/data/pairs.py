@@ -19,15 +19,18 @@ Prompts too long for a row lose tokens from the left; completions then lose them
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grain
 import numpy as np
 
-from phijax.data.sources import DataError, LineIndex, expand_paths
+from phijax.data.sources import DataError, LineIndex
 from phijax.data.tokenizer import Tokenizer
 
 PAIR_INPUTS = ("input_ids", "positions", "segment_ids")  # [rows, seq]: rows = pairs, or 2 x pairs
@@ -57,9 +60,9 @@ class PreferencePairs:
 
     def __init__(self, paths: Sequence[str] | str, tokenizer: Tokenizer, vocab_size: int):
         self.tokenizer, self.vocab_size = tokenizer, vocab_size
-        self._lines = LineIndex(expand_paths(paths, "dpo.pairs"))
+        self._lines = LineIndex(pair_files(paths))
         if not len(self._lines):
-            raise DataError(f"dpo.pairs {list(paths)} hold no pairs: write one JSON object per line")
+            raise DataError(f"dpo.pairs {paths!r} hold no pairs: write one JSON object per line")
         self.single_token = all(self._check(i) for i in range(len(self._lines)))
 
     def __len__(self) -> int:
@@ -113,6 +116,19 @@ class PreferencePairs:
         if kind == "ids":
             return tuple(int(t) for t in record[f"{side}_ids"])
         return (*self.tokenizer.encode(record[side]), self.tokenizer.eos_id)
+
+
+def pair_files(patterns: Sequence[str] | str) -> list[Path]:
+    """The files `dpo.pairs` names (globs, `**` allowed, sorted per pattern); `DataError` for a pattern
+    that matches nothing, so a typo fails at start-up."""
+    files: list[Path] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        matched = sorted(Path(m) for m in glob.glob(os.path.expanduser(pattern), recursive=True) if Path(m).is_file())
+        if not matched:
+            raise DataError(f"no pairs file matches dpo.pairs entry {pattern!r} (relative to {Path.cwd()}); "
+                            "fix the path, or write the pairs first (`phijax pts`)")
+        files += matched
+    return files
 
 
 def _completion_kind(record: dict[str, Any], side: str, where: str) -> str:

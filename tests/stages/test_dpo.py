@@ -185,6 +185,15 @@ def test_a_bad_pairs_file_names_its_file_and_line(tmp_path, bad_line, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_missing_or_empty_pairs_file_is_named(tmp_path):
+    tok = tokenizer_for(str(TOKENIZER))
+    with pytest.raises(DataError, match="no pairs file matches dpo.pairs entry .*missing.jsonl"):
+        PreferencePairs([str(tmp_path / "missing.jsonl")], tok, 1024)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError, match="hold no pairs"):
+        PreferencePairs([str(tmp_path / "empty.jsonl")], tok, 1024)
+
+
 def test_phijax_dpo_reports_a_bad_pairs_file_in_one_line(tmp_path):
     path = write_jsonl(tmp_path / "pairs.jsonl", pts_style_pairs(2))
     path.write_text(path.read_text() + '{"prompt_ids": [1]}\n')
