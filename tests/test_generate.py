@@ -193,6 +193,18 @@ def test_sharded_model_on_the_8_device_mesh_samples_what_the_unsharded_model_doe
     np.testing.assert_array_equal(got.tokens, want.tokens)
 
 
+def test_prompts_of_one_bucket_share_one_compiled_program(model):
+    from phijax.generate import _generate_program
+
+    generate(model, [[5] * 3], max_new_tokens=3, sampling=GREEDY)
+    compiled = _generate_program._cache_size()
+    for length in (1, 7, 16):
+        generate(model, [[5] * length], max_new_tokens=3, sampling=GREEDY, seed=length)
+    assert _generate_program._cache_size() == compiled
+    generate(model, [[5] * 17], max_new_tokens=3, sampling=GREEDY)
+    assert _generate_program._cache_size() == compiled + 1
+
+
 def test_prompt_lengths_are_bucketed_to_powers_of_two():
     assert [bucket_length(n) for n in (1, 16, 17, 64, 65, 1000)] == [16, 16, 32, 64, 128, 1024]
 
