@@ -14,7 +14,9 @@ plus rough activations) is printed next to them. `--json FILE` also writes them 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -59,8 +61,16 @@ def overrides_from(args: argparse.Namespace, num_devices: int) -> list[str]:
     return out
 
 
+def quiet_libtpu_off_tpu() -> None:
+    """On a host without TPUs, tell libtpu not to look for TPU VM metadata (it logs errors otherwise)."""
+    if not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
+        os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+        os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+
+
 def tpu_topology(name: str) -> Any:
     """jax's description of a TPU slice; SystemExit with the install command if libtpu is missing."""
+    quiet_libtpu_off_tpu()
     import jax
     from jax.experimental import topologies
 

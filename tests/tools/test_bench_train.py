@@ -23,6 +23,7 @@ def test_bench_train_writes_throughput_and_mfu_json(tmp_path):
     assert (result["global_batch"], result["seq_len"], result["timed_steps"]) == (8, 32, 2)
     assert len(result["step_times_s"]) == 2 and result["step_time_s"] > 0
     assert result["tokens_per_s"] == 8 * 32 / result["step_time_s"]
+    assert result["best_step_time_s"] == min(result["step_times_s"])
     assert result["flops_per_token"] > 0 and 0 < result["mfu"] < 1
     assert "MFU" in done.stdout and "tokens/s" in done.stdout
 
@@ -39,4 +40,5 @@ def test_compare_hf_reports_the_throughput_ratio(tmp_path):
     result = json.loads(out.read_text())
     assert result["hf"]["tokens_per_s"] > 0
     assert result["hf_ratio"] == result["tokens_per_s"] / result["hf"]["tokens_per_s"]
+    assert result["hf_ratio_best"] == result["best_tokens_per_s"] / result["hf"]["best_tokens_per_s"]
     assert "phijax / HF" in done.stdout
