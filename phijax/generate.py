@@ -24,6 +24,7 @@ Many rollouts from one prefix are the PTS workload: `sample_continuations` prefi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -39,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from phijax.config import MeshConfig, ModelConfig
 from phijax.errors import CheckpointError, PhijaxError
 from phijax.model.phi4 import Phi4
+from phijax.parallel.mesh import batch_sharded_activations, logical_to_spec
 
 MIN_BUCKET = 16
 CACHE_AXES = ("layers", "batch", "length", "kv_heads", "head_dim")
@@ -200,6 +202,13 @@ def _constrain(x: jax.Array, sharding: NamedSharding | None) -> jax.Array:
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
 
+def _rows_sharded(plan: _Plan) -> contextlib.AbstractContextManager:
+    """Pin the model's residual stream to the row sharding while tracing (as the train step does)."""
+    if plan.row_sharding is None:
+        return contextlib.nullcontext()
+    return batch_sharded_activations(plan.row_sharding)
+
+
 class _Decoding(NamedTuple):
     """The decode loop's carry: rows' outputs so far ([batch, max_new_tokens]) and where they stand."""
 
@@ -257,16 +266,17 @@ def _row_keys(seed: jax.Array, row_ids: jax.Array) -> jax.Array:
 @partial(jax.jit, static_argnames=("graphdef", "plan"))
 def _generate_program(graphdef, state, tokens, lengths, row_ids, seed, *, plan: _Plan):
     model = nnx.merge(graphdef, state)
-    logits, cache = prefill(model, _constrain(tokens, plan.row_sharding), lengths, plan.cache_len)
-    cache = cache._replace(k=_constrain(cache.k, plan.cache_sharding), v=_constrain(cache.v, plan.cache_sharding))
-    return _decode(model, logits, cache, _row_keys(seed, row_ids), plan)
+    with _rows_sharded(plan):
+        logits, cache = prefill(model, _constrain(tokens, plan.row_sharding), lengths, plan.cache_len)
+        cache = cache._replace(k=_constrain(cache.k, plan.cache_sharding), v=_constrain(cache.v, plan.cache_sharding))
+        return _decode(model, logits, cache, _row_keys(seed, row_ids), plan)
 
 
 @partial(jax.jit, static_argnames=("graphdef", "plan"))
 def _continuations_program(graphdef, state, prefix, length, row_ids, seed, *, plan: _Plan):
     """Prefill one prefix [1, L] and decode len(row_ids) continuations from copies of its cache."""
     model = nnx.merge(graphdef, state)
-    logits, cache = prefill(model, prefix, length, plan.cache_len)
+    logits, cache = prefill(model, prefix, length, plan.cache_len)  # one row: replicated
     rows = row_ids.shape[0]
 
     def copies(x: jax.Array, axis: int) -> jax.Array:
@@ -276,7 +286,8 @@ def _continuations_program(graphdef, state, prefix, length, row_ids, seed, *, pl
         k=_constrain(copies(cache.k, 1), plan.cache_sharding), v=_constrain(copies(cache.v, 1), plan.cache_sharding),
         key_valid=copies(cache.key_valid, 0), positions=copies(cache.positions, 0), index=cache.index,
     )
-    return _decode(model, copies(logits, 0), cache, _row_keys(seed, row_ids), plan)
+    with _rows_sharded(plan):
+        return _decode(model, copies(logits, 0), cache, _row_keys(seed, row_ids), plan)
 
 
 # ----------------------------------------------------------------------------------- public API
@@ -379,7 +390,7 @@ def _plan(cfg: ModelConfig, batch: int, prompt_len: int, max_new_tokens: int, sa
     cache_len = prompt_len + max_new_tokens
     cache_shape = (cfg.num_layers, batch, cache_len, cfg.num_kv_heads, cfg.head_dim)
     cache_sharding = None if mesh is None else _divisible_sharding(mesh, rules, CACHE_AXES, cache_shape)
-    row_sharding = None if mesh is None else _divisible_sharding(mesh, rules, ("batch", "length"), (batch, prompt_len))
+    row_sharding = None if mesh is None else _divisible_sharding(mesh, rules, ("batch",), (batch,))
     return _Plan(max_new_tokens, cache_len, sampling, stops, cfg.pad_token_id, cache_sharding, row_sharding)
 
 
@@ -395,8 +406,6 @@ def _model_mesh(model: Phi4) -> Mesh | None:
 def _batch_devices(mesh: Mesh | None, rules: dict[str, Any]) -> int:
     if mesh is None:
         return 1
-    from phijax.parallel.mesh import logical_to_spec
-
     entry = logical_to_spec(("batch",), rules)[0]
     names = (entry,) if isinstance(entry, str) else tuple(entry or ())
     return int(np.prod([mesh.shape[a] for a in names]))
@@ -411,8 +420,6 @@ def _padded_batch(rows: int, mesh: Mesh | None, rules: dict[str, Any]) -> int:
 def _divisible_sharding(mesh: Mesh, rules: dict[str, Any], axes: Sequence[str], shape: Sequence[int]) -> NamedSharding:
     """The rules' sharding of an activation, replicating any dimension its mesh axes do not divide
     (e.g. a single kv head on a tensor-parallel mesh)."""
-    from phijax.parallel.mesh import logical_to_spec
-
     spec = []
     for size, entry in zip(shape, logical_to_spec(axes, rules)):
         names = (entry,) if isinstance(entry, str) else tuple(entry or ())

@@ -236,11 +236,12 @@ class Phi4(nnx.Module):
         and the updated cache. Layers are always scanned (no remat: nothing is differentiated).
         """
         graphdef, params = nnx.split(self.layers)
-        x = self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids]
+        x = shard_like_batch(self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids])
 
         def one_layer(h: jax.Array, layer: tuple[Any, jax.Array, jax.Array]) -> tuple[jax.Array, KVLayer]:
             layer_params, k, v = layer
-            return nnx.merge(graphdef, layer_params).cached(h, positions, (k, v), start, key_valid)
+            h, cache = nnx.merge(graphdef, layer_params).cached(h, positions, (k, v), start, key_valid)
+            return shard_like_batch(h), cache
 
         x, cache = jax.lax.scan(one_layer, x, (params, *cache))
         return self.final_norm(x), cache
