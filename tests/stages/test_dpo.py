@@ -2,6 +2,7 @@
 margin, both reference modes agree, resume is exact, and pairs files are checked line by line."""
 
 import dataclasses
+import importlib.util
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,7 @@ from phijax.train.preference import global_pair_batch, make_dpo_step
 from phijax.train.state import state_from_params, state_layout
 
 from .conftest import (
+    REPO,
     TINY_DPO,
     TOKENIZER,
     dpo_config,
@@ -42,6 +44,13 @@ from .conftest import (
     pts_style_pairs,
     write_jsonl,
 )
+
+
+def score_pairs_tool():
+    spec = importlib.util.spec_from_file_location("score_pairs", REPO / "tools" / "score_pairs.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
 
 
 def full_forward_logps(graphdef, params, pairs, seq_len, pad_id, average):
@@ -100,6 +109,11 @@ def test_rows_train_exactly_the_completion_and_cut_long_prompts_from_the_left():
 
 def test_tiny_dpo_run_raises_the_margin_and_the_chosen_log_prob(tmp_path, pts_pairs_file):
     result = train(dpo_config(tmp_path / "run", pts_pairs_file, **{"train.steps": 12, "checkpoint.every": 12}))
+    # Scored afresh over all pairs by tools/score_pairs.py: the start (the reference) and the end.
+    before, after = score_pairs_tool().main(["--config", str(TINY_DPO), "--checkpoint", "init", "--checkpoint",
+                                             str(tmp_path / "run"), *dpo_overrides(tmp_path / "score", pts_pairs_file)])
+    assert after["gap"] > before["gap"] + 0.5 and after["chosen_over_rejected"] == 1.0
+    assert after["logp_chosen"] > before["logp_chosen"]
     logged = metrics(tmp_path / "run")
     first, last = logged[1], logged[12]
     # Step 1 scores the initial parameters, which are the reference: zero rewards, loss log 2.
