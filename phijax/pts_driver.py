@@ -199,7 +199,7 @@ def run_pts(cfg: Config, policy: Any = None, log: Callable[[str], None] = print)
     estimator = registry.create("reward_estimators", pts.estimator, num_rollouts=pts.rollouts,
                                 max_new_tokens=pts.max_new_tokens, temperature=pts.temperature,
                                 **pts.estimator_options)
-    policy = policy if policy is not None else _load_policy(pts)
+    policy = policy if policy is not None else load_pts_policy(pts)
     counting = CountingPolicy(policy)
     estimates = QueryEstimates(estimator, pts.estimator, registry, log, pts.band)
     stats = PTSStats()
@@ -222,7 +222,7 @@ def run_pts(cfg: Config, policy: Any = None, log: Callable[[str], None] = print)
     return summary
 
 
-def _load_policy(pts: PTSConfig) -> Any:
+def load_pts_policy(pts: PTSConfig) -> Any:
     """The checkpoint's `ModelPolicy`; the `text` format also stops at the document separator."""
     from phijax.generate import load_policy
 
@@ -260,4 +260,13 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"solutions searched {s['solutions']}, pivotal tokens {s['pivotal_tokens']}, pairs {s['pairs']}\n"
             f"estimates {s['estimates']}, rollouts {s['rollouts']}, generated tokens {s['generated_tokens']:,}, "
             f"wall {s['wall_s']:.1f} s\n"
-            f"wrote {s['pairs_file']} and {summary_path(s['pairs_file'])}")
+            f"wrote {s['pairs_file']} and {summary_path(s['pairs_file'])}" + _no_pairs_hint(s))
+
+
+def _no_pairs_hint(s: dict[str, Any]) -> str:
+    if s["pairs"]:
+        return ""
+    if s["below_band"] > s["above_band"]:
+        return ("\nno pairs: most queries fall below the band; train the policy longer, use easier problems "
+                "or lower pts.temperature")
+    return "\nno pairs: try more problems, more pts.solutions or a smaller pts.p_gap"
