@@ -62,9 +62,11 @@ def overrides_from(args: argparse.Namespace, num_devices: int) -> list[str]:
 
 
 def quiet_libtpu_off_tpu() -> None:
-    """On a host without TPUs, tell libtpu not to look for TPU VM metadata (it logs errors otherwise)."""
+    """On a host without TPUs: no TPU VM metadata queries (libtpu logs errors otherwise) and no
+    libtpu lockfile (there is no TPU to share, so several compiles may run at once)."""
     if not glob.glob("/dev/accel*") and not glob.glob("/dev/vfio/[0-9]*"):
         os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+        os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
         os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
 
 
@@ -79,7 +81,11 @@ def tpu_topology(name: str) -> Any:
     except RuntimeError as err:
         if "not installed" in str(err):
             raise SystemExit(f"aot_compile: libtpu is missing: pip install \"jax[tpu]=={jax.__version__}\"") from None
-        raise SystemExit(f"aot_compile: no TPU topology {name!r} ({str(err).splitlines()[0]}); "
+        reason = str(err).splitlines()[0]
+        if "lockfile" in reason:
+            raise SystemExit("aot_compile: another process holds libtpu (/tmp/libtpu_lockfile): wait for it, "
+                             "or set ALLOW_MULTIPLE_LIBTPU_LOAD=1") from None
+        raise SystemExit(f"aot_compile: no TPU topology {name!r} ({reason}); "
                          "write GENERATION:XxYxZ, e.g. v5p:2x2x2 or v5e:4x4") from None
 
 
