@@ -208,11 +208,12 @@ def run_pts(cfg: Config, policy: Any = None, log: Callable[[str], None] = print)
     start = time.perf_counter()
     records = pts_pairs(problems, policy=counting, prompt_ids=prompt_encoder(policy.tokenizer, pts.prompt_format),
                         estimator=estimates, verifier=verifier, settings=settings, stats=stats)
-    write_pairs(pts.output, records)
+    written = write_pairs(pts.output, unique_pairs(records))
     summary = {
         "pairs_file": str(pts.output), "checkpoint": pts.checkpoint, "problems": stats.problems,
         **band_counts(estimates.query_success, pts.band), "solutions": stats.solutions,
-        "pivotal_tokens": stats.pivotal_tokens, "pairs": stats.pairs, "estimates": stats.estimates,
+        "pivotal_tokens": stats.pivotal_tokens, "pairs": written, "duplicate_pairs": stats.pairs - written,
+        "estimates": stats.estimates,
         "rollouts": counting.sequences - stats.solutions, "generated_tokens": counting.tokens,
         "wall_s": round(time.perf_counter() - start, 2), "query_success": estimates.query_success,
         "settings": _settings(pts),
@@ -230,6 +231,21 @@ def load_pts_policy(pts: PTSConfig) -> Any:
     if pts.prompt_format == "text":  # a pretrained model ends a document with <|endoftext|>, not <|im_end|>
         policy.stop_tokens = sorted({*policy.stop_tokens, policy.tokenizer.eod_id})
     return policy
+
+
+def unique_pairs(records: Any) -> Any:
+    """`records` without repeats of a pair already yielded (same prompt ids, chosen and rejected).
+
+    Solutions of one query often share a prefix, and estimates are memoised per prefix, so two
+    solutions through the same pivotal token give the very same pair: a repeat would only weigh
+    that query more in DPO.
+    """
+    seen: set[tuple[tuple[int, ...], int, int]] = set()
+    for record in records:
+        key = (tuple(record["prompt_ids"]), record["chosen_id"], record["rejected_id"])
+        if key not in seen:
+            seen.add(key)
+            yield record
 
 
 def write_pairs(output: str | Path, records: Any) -> int:
@@ -257,7 +273,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The run's counts as the lines `phijax pts` prints at the end."""
     s = summary
     return (f"queries {s['problems']}: {s['below_band']} below / {s['in_band']} in / {s['above_band']} above the band\n"
-            f"solutions searched {s['solutions']}, pivotal tokens {s['pivotal_tokens']}, pairs {s['pairs']}\n"
+            f"solutions searched {s['solutions']}, pivotal tokens {s['pivotal_tokens']}, "
+            f"pairs {s['pairs']} (+{s['duplicate_pairs']} repeats dropped)\n"
             f"estimates {s['estimates']}, rollouts {s['rollouts']}, generated tokens {s['generated_tokens']:,}, "
             f"wall {s['wall_s']:.1f} s\n"
             f"wrote {s['pairs_file']} and {summary_path(s['pairs_file'])}" + _no_pairs_hint(s))

@@ -87,11 +87,11 @@ def test_pairs_file_is_what_the_dpo_stage_reads(tmp_path, phijax_registry):
     phijax_registry()
     summary = run(tmp_path)
     pairs = PreferencePairs([summary["pairs_file"]], TOKENIZER, vocab_size=1024)
-    assert len(pairs) == summary["pairs"] == 2 and pairs.single_token
+    # the right and the wrong solution give the same pair (same prefix, same rollouts): written once
+    assert len(pairs) == summary["pairs"] == 1 and summary["duplicate_pairs"] == 1 and pairs.single_token
     prompt = prompt_encoder(TOKENIZER, "chat")(PROBLEMS[0]) + TOKENIZER.encode("Answer: ")
     four, five = TOKENIZER.encode("4"), TOKENIZER.encode("5")
-    for i in range(2):  # one pair from the right solution, one from the wrong one: the same pair
-        assert pairs[i].prompt == tuple(prompt) and (pairs[i].chosen, pairs[i].rejected) == (tuple(four), tuple(five))
+    assert pairs[0].prompt == tuple(prompt) and (pairs[0].chosen, pairs[0].rejected) == (tuple(four), tuple(five))
     record = json.loads(Path(summary["pairs_file"]).read_text().splitlines()[0])
     assert (record["p_before"], record["p_chosen"], record["p_rejected"]) == (0.5, 1.0, 0.0)
     assert record["problem_id"] == "mixed" and record["prompt"].endswith("Answer: ")
@@ -103,7 +103,7 @@ def test_summary_counts_band_solutions_estimates_and_rollouts(tmp_path, phijax_r
     assert summary == json.loads(summary_path(summary["pairs_file"]).read_text())
     assert (summary["problems"], summary["below_band"], summary["in_band"], summary["above_band"]) == (3, 1, 1, 1)
     assert summary["query_success"] == [0.5, 1.0, 0.0]
-    assert (summary["solutions"], summary["pivotal_tokens"], summary["pairs"]) == (SOLUTIONS, 2, 2)
+    assert (summary["solutions"], summary["pivotal_tokens"], summary["pairs"]) == (SOLUTIONS, 2, 1)
     assert summary["rollouts"] == summary["estimates"] * ROLLOUTS
     assert 3 < summary["estimates"] < 3 + 2 * len(TOKENIZER.encode("Answer: 42"))  # not a per-token scan
     assert summary["settings"]["band"] == [0.2, 0.8]
@@ -114,7 +114,7 @@ def test_a_wider_band_keeps_the_easy_query(tmp_path, phijax_registry):
     phijax_registry()
     summary = run(tmp_path, **{"pts.band": "[0.2, 1.0]"})
     assert (summary["in_band"], summary["solutions"]) == (2, 2 * SOLUTIONS)
-    assert summary["pairs"] == 2  # p = 1 everywhere on the easy query: nothing pivotal
+    assert summary["pairs"] == 1  # p = 1 everywhere on the easy query: nothing pivotal
 
 
 class FloatEstimatorPlugin:
