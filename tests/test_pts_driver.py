@@ -184,3 +184,13 @@ def test_cli_without_checkpoint_exits_2_with_one_line(capsys):
     assert main(["pts", "pts.curriculum.count=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pts.checkpoint is not set" in err
+
+
+def test_pts_configs_carry_the_papers_band_and_validate():
+    from phijax.pts_driver import validate
+
+    for name in ("tiny", "phi4-14b"):
+        pts = load_config([REPO / "configs" / name / "pts.yaml"]).pts
+        validate(pts)
+        assert (pts.p_gap, pts.band, pts.estimator) == (0.2, (0.2, 0.8), "monte_carlo")
+    assert load_config([REPO / "configs" / "phi4-14b" / "pts.yaml"]).pts.prompt_format == "chat"
