@@ -209,18 +209,26 @@ def run_pts(cfg: Config, policy: Any = None, log: Callable[[str], None] = print)
     records = pts_pairs(problems, policy=counting, prompt_ids=prompt_encoder(policy.tokenizer, pts.prompt_format),
                         estimator=estimates, verifier=verifier, settings=settings, stats=stats)
     written = write_pairs(pts.output, unique_pairs(records))
-    summary = {
-        "pairs_file": str(pts.output), "checkpoint": pts.checkpoint, "problems": stats.problems,
-        **band_counts(estimates.query_success, pts.band), "solutions": stats.solutions,
-        "pivotal_tokens": stats.pivotal_tokens, "pairs": written, "duplicate_pairs": stats.pairs - written,
-        "estimates": stats.estimates,
-        "rollouts": counting.sequences - stats.solutions, "generated_tokens": counting.tokens,
-        "wall_s": round(time.perf_counter() - start, 2), "query_success": estimates.query_success,
-        "settings": _settings(pts),
-    }
+    summary = run_summary(pts, stats, written, estimates.query_success, counting, time.perf_counter() - start)
     summary_path(pts.output).write_text(json.dumps(summary, indent=2) + "\n")
     log(format_summary(summary))
     return summary
+
+
+def run_summary(pts: PTSConfig, stats: PTSStats, written: int, query_success: list[float],
+                counting: CountingPolicy, wall_s: float) -> dict[str, Any]:
+    """The summary JSON: counts of the run, what it spent, each query's p(success), the settings.
+
+    `rollouts` are the sequences the estimator sampled (all sampled minus the solutions searched).
+    """
+    return {
+        "pairs_file": str(pts.output), "checkpoint": pts.checkpoint, "problems": stats.problems,
+        **band_counts(query_success, pts.band), "solutions": stats.solutions,
+        "pivotal_tokens": stats.pivotal_tokens, "pairs": written, "duplicate_pairs": stats.pairs - written,
+        "estimates": stats.estimates, "rollouts": counting.sequences - stats.solutions,
+        "generated_tokens": counting.tokens, "wall_s": round(wall_s, 2), "query_success": query_success,
+        "settings": _settings(pts),
+    }
 
 
 def load_pts_policy(pts: PTSConfig) -> Any:
