@@ -91,30 +91,12 @@ def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, m
     """Summed next-token cross-entropy and the number of trained tokens, without whole logits.
 
     hidden: [batch, seq, embed] final-normed states; lm_head: [embed, vocab]; targets, mask:
-    [batch, seq]. The sequence is cut into chunks of at most `chunk` positions; each chunk's fp32
-    logits [batch, chunk, vocab] are made, reduced to a log-sum-exp and the target's logit, and
-    dropped. The chunk body is rematerialised, so the backward pass also holds one chunk's logits
-    at a time instead of [batch, seq, vocab]. Returns (sum of -log p(target) over masked tokens,
-    count of masked tokens), both fp32 scalars: callers divide once over the whole global batch.
+    [batch, seq]. Computed chunk by chunk as in `completion_logps`, so at most [batch, chunk, vocab]
+    fp32 logits live at once, forward and backward. Returns (sum of -log p(target) over masked
+    tokens, count of masked tokens), both fp32 scalars: callers divide once over the global batch.
     """
-    batch, seq, embed = hidden.shape
-    size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
-    n = seq // size
-
-    def split(x: jax.Array) -> jax.Array:  # [batch, seq, ...] → [n, batch, size, ...]
-        return jnp.moveaxis(x.reshape(batch, n, size, *x.shape[2:]), 1, 0)
-
-    @jax.checkpoint
-    def chunk_loss(total: jax.Array, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, None]:
-        h, t, m = xs
-        logits = jnp.einsum("bsd,dv->bsv", h, lm_head.astype(h.dtype), preferred_element_type=jnp.float32)
-        picked = jnp.take_along_axis(logits, t[..., None].astype(jnp.int32), axis=-1)[..., 0]
-        losses = jax.nn.logsumexp(logits, axis=-1) - picked
-        return total + jnp.sum(losses * m), None
-
-    mask = mask.astype(jnp.float32)
-    total, _ = jax.lax.scan(chunk_loss, jnp.zeros((), jnp.float32), (split(hidden), split(targets), split(mask)))
-    return total, jnp.sum(mask)
+    logps = completion_logps(hidden, lm_head, targets, mask, chunk)
+    return -jnp.sum(logps), jnp.sum(mask.astype(jnp.float32))
 
 
 def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
@@ -122,9 +104,10 @@ def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, 
     """`sequence_logps` from final hidden states, without whole [batch, seq, vocab] logits.
 
     hidden: [batch, seq, embed]; lm_head: [embed, vocab]; targets, mask: [batch, seq] (as in
-    `sequence_logps`). Like `next_token_loss`, the sequence is cut into chunks of at most `chunk`
-    positions whose fp32 logits are made, reduced and dropped (rematerialised in the backward pass),
-    but sums stay per row. Returns [batch] float32 summed (or, with `average`, mean) log-probs.
+    `sequence_logps`). The sequence is cut into chunks of at most `chunk` positions; each chunk's
+    fp32 logits [batch, chunk, vocab] are made, reduced to log p(target) and dropped. The chunk body
+    is rematerialised, so the backward pass too holds one chunk's logits at a time instead of
+    [batch, seq, vocab]. Returns [batch] float32 summed (or, with `average`, mean) log-probs.
     """
     batch, seq, _ = hidden.shape
     size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
