@@ -42,10 +42,9 @@ def save_model_dir(params: dict[str, Any], cfg: ModelConfig, path: str | Path) -
     if out.exists() and any(out.iterdir()):
         raise CheckpointError(f"{out} exists and is not empty: write to a new directory (nothing was overwritten)")
     out.mkdir(parents=True, exist_ok=True)
-    # Bound orbax's in-flight serialisation buffers so the save adds little to the one host copy.
-    handler = ocp.StandardCheckpointHandler(save_concurrent_gb=1)
-    with ocp.Checkpointer(handler) as checkpointer:
-        checkpointer.save(out / PARAMS_DIR, args=ocp.args.StandardSave(params))
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(out / PARAMS_DIR, params)
+        checkpointer.wait_until_finished()
     (out / MODEL_FILE).write_text(yaml.safe_dump({"model": to_dict(cfg)}, sort_keys=False))
     return out
 
