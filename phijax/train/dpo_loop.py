@@ -40,11 +40,10 @@ from phijax.stages import STAGES
 from phijax.train.checkpoint import Checkpoints
 from phijax.train.loop import (
     TrainResult,
-    _claim_run_dir,
-    _console_logging,
-    _metric_sinks,
-    _params_dir,
-    _preemption_guard,
+    claim_run_dir,
+    console_logging,
+    bookkeeping,
+    params_dir,
 )
 from phijax.train.optim import learning_rate_schedule, make_optimizer
 from phijax.train.preference import (
@@ -61,7 +60,7 @@ REFERENCE_FILE = "reference_logps.npz"
 
 def train_dpo(cfg: Config) -> TrainResult:
     """Run (or resume) DPO on `dpo.pairs` until `train.steps` or SIGTERM."""
-    _console_logging()
+    console_logging()
     request_cpu_devices(cfg.mesh.cpu_devices)
     distributed.initialize()
     STAGES["dpo"](cfg)
@@ -84,7 +83,7 @@ def train_dpo(cfg: Config) -> TrainResult:
                           process_index=jax.process_index(), process_count=jax.process_count())
     checkpoints = Checkpoints(cfg.run_dir, cfg.checkpoint)
     try:
-        _claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
+        claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
         run = _DPORun(cfg, mesh, layout, tx, batches, checkpoints)
         run.start(pairs, tokenizer.pad_id)
         if run.result.step >= cfg.train.steps:
@@ -155,24 +154,15 @@ class _DPORun:
                                 cfg.train.grad_accum)
         schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
         meta = {"seed": cfg.train.seed, "reference": cfg.dpo.reference}
-        with _metric_sinks(cfg, Path(cfg.run_dir)) as sinks, _preemption_guard() as preempted:
+        with bookkeeping(cfg, self.checkpoints, result, meta) as books:
             meter = _DPOMeter(cfg.train.steps)
             while result.step < cfg.train.steps:
                 local = next(self.batches)
                 meter.count(local)
                 self.state, metrics = step_fn(self.state, *self._step_inputs(local))
-                result.step = step = result.step + 1
-                if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                    record = meter.record(step, metrics, float(schedule(step - 1)))
-                    result.losses[step] = record["loss"]
-                    for sink in sinks:
-                        sink.log(step, record)
-                if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
-                    self.checkpoints.save(step, self.state, self.batches, meta)
-                if preempted():
-                    log.info("SIGTERM: saving step %d and exiting", step)
-                    self.checkpoints.save(step, self.state, self.batches, meta, force=True)
-                    result.preempted = True
+                result.step += 1
+                if books.after_step(self.state, self.batches,
+                                    lambda s: meter.record(s, metrics, float(schedule(s - 1)))):
                     return
 
     def _step_inputs(self, local: dict[str, np.ndarray]) -> tuple[Any, ...]:
@@ -186,7 +176,7 @@ class _DPORun:
 def initial_params(cfg: Config, layout: StateLayout) -> dict[str, Any]:
     """The parameters DPO starts from and measures against: `init_from`, else a fresh init (sharded)."""
     if cfg.checkpoint.init_from:
-        source = _params_dir(Path(cfg.checkpoint.init_from))
+        source = params_dir(Path(cfg.checkpoint.init_from))
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               layout.abstract["params"], layout.shardings["params"])
         log.info("initial parameters from %s", source)

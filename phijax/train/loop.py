@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
@@ -52,7 +52,7 @@ def train(cfg: Config) -> TrainResult:
         from phijax.train.dpo_loop import train_dpo
 
         return train_dpo(cfg)
-    _console_logging()
+    console_logging()
     request_cpu_devices(cfg.mesh.cpu_devices)
     distributed.initialize()
     STAGES[cfg.train.stage](cfg)
@@ -66,7 +66,7 @@ def train(cfg: Config) -> TrainResult:
     batches = build_batches(cfg, jax.process_index(), jax.process_count())
     checkpoints = Checkpoints(cfg.run_dir, cfg.checkpoint)
     try:
-        _claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
+        claim_run_dir(cfg, Path(cfg.run_dir), has_checkpoints=bool(checkpoints.steps()))
         step, state, resumed = _start(cfg, tx, layout, checkpoints, batches)
         if step >= cfg.train.steps:
             log.info("run already complete at step %d: raise train.steps to train further", step)
@@ -83,33 +83,58 @@ def _run_steps(cfg: Config, mesh, train_step, state: TrainState, batches, checkp
                result: TrainResult) -> None:
     """Step from `result.step` to `train.steps`, logging and checkpointing; updates `result`."""
     schedule = learning_rate_schedule(cfg.optim, cfg.train.steps)
-    meta = {"seed": cfg.train.seed}
-    with _metric_sinks(cfg, Path(cfg.run_dir)) as sinks, _preemption_guard() as preempted:
+    with bookkeeping(cfg, checkpoints, result, {"seed": cfg.train.seed}) as books:
         meter = _Meter(cfg, mesh)
         while result.step < cfg.train.steps:
             try:
                 batch = next(batches)
             except StopIteration:
                 log.info("data exhausted at step %d (a source reached its epoch cap)", result.step)
-                checkpoints.save(result.step, state, batches, meta, force=True)
+                checkpoints.save(result.step, state, batches, books.meta, force=True)
                 return
             state, step_metrics = train_step(state, _global_batch(batch, mesh, cfg))
-            result.step = step = result.step + 1
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                record = meter.record(step, step_metrics, float(schedule(step - 1)))
-                result.losses[step] = record["loss"]
-                for sink in sinks:
-                    sink.log(step, record)
-            if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
-                checkpoints.save(step, state, batches, meta)
-            if preempted():
-                log.info("SIGTERM: saving step %d and exiting", step)
-                checkpoints.save(step, state, batches, meta, force=True)
-                result.preempted = True
+            result.step += 1
+            if books.after_step(state, batches, lambda s: meter.record(s, step_metrics, float(schedule(s - 1)))):
                 return
 
 
-def _console_logging() -> None:
+@dataclass
+class Bookkeeper:
+    """What every training loop does after a step: log, checkpoint, and obey SIGTERM."""
+
+    cfg: Config
+    checkpoints: Checkpoints
+    result: TrainResult
+    meta: dict[str, Any]
+    sinks: list[Any]
+    preempted: Callable[[], bool]
+
+    def after_step(self, state: TrainState, batches: Any, record: Callable[[int], dict[str, Any]]) -> bool:
+        """Book `result.step` (record(step) builds the logged metrics); True when the run must stop."""
+        step, cfg = self.result.step, self.cfg
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            values = record(step)
+            self.result.losses[step] = values["loss"]
+            for sink in self.sinks:
+                sink.log(step, values)
+        if step % cfg.checkpoint.every == 0 or step == cfg.train.steps:
+            self.checkpoints.save(step, state, batches, self.meta)
+        if self.preempted():
+            log.info("SIGTERM: saving step %d and exiting", step)
+            self.checkpoints.save(step, state, batches, self.meta, force=True)
+            self.result.preempted = True
+            return True
+        return False
+
+
+@contextmanager
+def bookkeeping(cfg: Config, checkpoints: Checkpoints, result: TrainResult, meta: dict[str, Any]) -> Iterator[Bookkeeper]:
+    """A `Bookkeeper` with the run's metric sinks open and SIGTERM caught, for one training loop."""
+    with _metric_sinks(cfg, Path(cfg.run_dir)) as sinks, _preemption_guard() as preempted:
+        yield Bookkeeper(cfg, checkpoints, result, meta, sinks, preempted)
+
+
+def console_logging() -> None:
     """phijax's own INFO messages (resume, preemption, data) go to stderr, once per process."""
     logger = logging.getLogger("phijax")
     logger.setLevel(logging.INFO)
@@ -125,7 +150,7 @@ def _check_batch(cfg: Config) -> None:
         raise ConfigError(f"train.global_batch ({cfg.train.global_batch}) must be a multiple of train.grad_accum ({cfg.train.grad_accum})")
 
 
-def _claim_run_dir(cfg: Config, run_dir: Path, has_checkpoints: bool) -> None:
+def claim_run_dir(cfg: Config, run_dir: Path, has_checkpoints: bool) -> None:
     """Write config.yaml; a run with checkpoints may only be resumed with the same model."""
     previous = run_dir / "config.yaml"
     if has_checkpoints and previous.is_file():
@@ -150,7 +175,7 @@ def _start(cfg: Config, tx, layout: StateLayout, checkpoints: Checkpoints, batch
         log.info("resumed from step %d of %s", step, checkpoints.directory)
         return step, state, step
     if cfg.checkpoint.init_from:
-        source = _params_dir(Path(cfg.checkpoint.init_from))
+        source = params_dir(Path(cfg.checkpoint.init_from))
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                               layout.abstract["params"], layout.shardings["params"])
         log.info("initialising parameters from %s", source)
@@ -158,7 +183,7 @@ def _start(cfg: Config, tx, layout: StateLayout, checkpoints: Checkpoints, batch
     return 0, init_state(cfg.model, tx, layout, cfg.train.seed), None
 
 
-def _params_dir(path: Path) -> Path:
+def params_dir(path: Path) -> Path:
     """A directory holding `params/`: the path itself, or a run directory's newest checkpoint step."""
     if (path / "params").is_dir():
         return path
