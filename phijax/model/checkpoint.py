@@ -42,9 +42,10 @@ def save_model_dir(params: dict[str, Any], cfg: ModelConfig, path: str | Path) -
     if out.exists() and any(out.iterdir()):
         raise CheckpointError(f"{out} exists and is not empty: write to a new directory (nothing was overwritten)")
     out.mkdir(parents=True, exist_ok=True)
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(out / PARAMS_DIR, params)
-        checkpointer.wait_until_finished()
+    # Uncompressed: weights barely compress, and the compressor buffers each array's whole output,
+    # which would add most of a second copy of the weights to the host memory of a conversion.
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_compression=False)) as checkpointer:
+        checkpointer.save(out / PARAMS_DIR, args=ocp.args.PyTreeSave(params))
     (out / MODEL_FILE).write_text(yaml.safe_dump({"model": to_dict(cfg)}, sort_keys=False))
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from phijax.model.checkpoint import load_model_dir, nest, save_model_dir
@@ -22,10 +22,16 @@ def checkpoint_to_hf(src: str | Path, dst: str | Path) -> Path:
     return save_hf(load_model_dir(src), dst)
 
 
-def _as_jax_arrays(flat: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
-    """Move arrays to jax one at a time, freeing each numpy copy as it goes.
+def _as_jax_arrays(flat: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Hand each array to jax one at a time, dropping the numpy array as soon as jax owns the data.
 
-    orbax serialises jax arrays from their own buffers but copies numpy arrays first, which
-    would double the host memory of a conversion.
+    orbax serialises jax arrays from their own buffers but copies numpy arrays first, which would
+    double the host memory of a conversion. `device_put` of a contiguous host array can alias its
+    memory; waiting for each transfer keeps at most one array in flight.
     """
-    return {name: jnp.asarray(flat.pop(name)) for name in list(flat)}
+    out = {}
+    for name in list(flat):
+        array = flat.pop(name)
+        out[name] = jax.device_put(np.ascontiguousarray(array)).block_until_ready()
+        del array
+    return out
