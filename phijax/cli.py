@@ -57,11 +57,11 @@ def _cmd_dpo(args: argparse.Namespace) -> int:
 
 
 def _cmd_pts(args: argparse.Namespace) -> int:
-    """`phijax pts`: Pivotal Token Search DPO pairs from the `pts` config section (phijax.pts_driver)."""
+    """`phijax pts`: Pivotal Token Search DPO pairs from the `pts` config section (phijax.pts.driver)."""
     from phijax.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    from phijax.pts_driver import run_pts
+    from phijax.pts.driver import run_pts
 
     run_pts(cfg)
     return 0

@@ -41,7 +41,7 @@ def curriculum_accuracy(policy: Any, n: int, seed: int, *, kinds: Sequence[str] 
     """Greedy accuracy on `n` curriculum problems of `seed` (pick a seed PTS and training never read),
     judged by `math_answer`."""
     from phijax.plugins.registry import get_registry
-    from phijax.pts_driver import curriculum_problems, prompt_encoder
+    from phijax.pts.driver import curriculum_problems, prompt_encoder
 
     problems = curriculum_problems(CurriculumProblemsConfig(count=n, seed=seed, kinds=tuple(kinds),
                                                             max_digits=max_digits))

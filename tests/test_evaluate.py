@@ -11,7 +11,7 @@ from phijax.evaluate import curriculum_accuracy, greedy_accuracy
 from phijax.generate import ModelPolicy
 from phijax.model.phi4 import Phi4
 from phijax.model.presets import preset_config
-from phijax.pts_driver import prompt_encoder
+from phijax.pts.driver import prompt_encoder
 
 TOKENIZER = tokenizer_for(str(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "tokenizer.json"))
 

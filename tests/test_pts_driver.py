@@ -17,7 +17,7 @@ from phijax.data.pairs import PreferencePairs
 from phijax.data.pipeline import tokenizer_for
 from phijax.errors import ConfigError, PhijaxError
 from phijax.plugins import hookimpl
-from phijax.pts_driver import curriculum_problems, prompt_encoder, run_pts, summary_path
+from phijax.pts.driver import curriculum_problems, prompt_encoder, run_pts, summary_path
 from phijax.verify import ProblemError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_cli_without_checkpoint_exits_2_with_one_line(capsys):
 
 
 def test_pts_configs_carry_the_papers_band_and_validate():
-    from phijax.pts_driver import validate
+    from phijax.pts.driver import validate
 
     for name in ("tiny", "phi4-14b"):
         pts = load_config([REPO / "configs" / name / "pts.yaml"]).pts

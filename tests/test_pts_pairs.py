@@ -9,7 +9,7 @@ import phijax_plugins.estimators as builtin_estimators
 import phijax_plugins.verifiers as builtin_verifiers
 
 from phijax.plugins.testing import make_registry
-from phijax.pts_pairs import PTSSettings, PTSStats, prefix_seed, pts_pairs
+from phijax.pts.pairs import PTSSettings, PTSStats, prefix_seed, pts_pairs
 
 WORDS = {3: " hmm", 4: " the answer is ", 1: "5", 2: "6", 100: "Q:"}
 TEMPLATE = [3] * 6 + [4, None] + [3] * 3  # None: the answer digit, 5 or 6 at even odds

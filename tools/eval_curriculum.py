@@ -19,7 +19,7 @@ import time
 from phijax.config import load_config
 from phijax.evaluate import greedy_accuracy
 from phijax.plugins.registry import get_registry
-from phijax.pts_driver import curriculum_problems, load_pts_policy, prompt_encoder
+from phijax.pts.driver import curriculum_problems, load_pts_policy, prompt_encoder
 
 
 def main() -> None:

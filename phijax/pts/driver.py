@@ -4,7 +4,7 @@
         ─► `pts_pairs` loop (band filter, solutions, PTS) with the configured estimator + verifier
         ─► pairs JSONL (what `phijax dpo` reads) + `<stem>.summary.json` (the run's counts)
 
-The loop itself is `phijax.pts_pairs`; this module builds what it needs from the `pts` config
+The loop itself is `phijax.pts.pairs`; this module builds what it needs from the `pts` config
 section, counts what the run spent (estimates, rollouts, generated tokens) and writes the files.
 The pairs file is written as `<output>.partial` and renamed when the run completes, so a file named
 `output` is always a whole run.
@@ -22,7 +22,7 @@ from typing import Any
 from phijax.config import Config, CurriculumProblemsConfig, PTSConfig
 from phijax.errors import ConfigError
 from phijax.pts import SuccessEstimate
-from phijax.pts_pairs import PTSSettings, PTSStats, pts_pairs
+from phijax.pts.pairs import PTSSettings, PTSStats, pts_pairs
 from phijax.verify import ProblemError
 
 TEXT_PROMPT = "Exercise. {query}\n\nSolution."  # the curriculum's textbook form (Problem.text)
