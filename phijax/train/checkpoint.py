@@ -14,19 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import grain
-import jax
 import orbax.checkpoint as ocp
 
 from phijax.config import CheckpointConfig
 from phijax.train.state import StateLayout, TrainState
 
 log = logging.getLogger(__name__)
-
-
-def _abstract(layout: StateLayout) -> TrainState:
-    return jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), layout.abstract, layout.shardings
-    )
 
 
 class Checkpoints:
@@ -57,7 +50,7 @@ class Checkpoints:
 
     def restore_latest(self, layout: StateLayout, data_iterator: Any) -> tuple[int, TrainState, dict] | None:
         """(step, state, meta) of the newest checkpoint that restores; None when there is none."""
-        abstract = _abstract(layout)
+        abstract = layout.sharded_abstract()
         for step in reversed(self.steps()):
             args = ocp.args.Composite(
                 params=ocp.args.StandardRestore(abstract["params"]),

@@ -28,12 +28,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from phijax.config import Config
 from phijax.errors import CheckpointError, ConfigError
-from phijax.model.checkpoint import restore_params
-from phijax.model.phi4 import Phi4
 from phijax.parallel import distributed
 from phijax.parallel.mesh import batch_sharding, build_mesh, request_cpu_devices
 from phijax.stages import STAGES
@@ -43,7 +40,6 @@ from phijax.train.loop import (
     claim_run_dir,
     console_logging,
     bookkeeping,
-    params_dir,
 )
 from phijax.train.optim import learning_rate_schedule, make_optimizer
 from phijax.train.preference import (
@@ -52,6 +48,7 @@ from phijax.train.preference import (
     make_logps_fn,
     reference_logps,
 )
+from phijax.train import state as train_state
 from phijax.train.state import StateLayout, TrainState, state_from_params, state_layout
 
 log = logging.getLogger("phijax.train")
@@ -175,17 +172,7 @@ class _DPORun:
 
 def initial_params(cfg: Config, layout: StateLayout) -> dict[str, Any]:
     """The parameters DPO starts from and measures against: `init_from`, else a fresh init (sharded)."""
-    if cfg.checkpoint.init_from:
-        source = params_dir(Path(cfg.checkpoint.init_from))
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                              layout.abstract["params"], layout.shardings["params"])
-        log.info("initial parameters from %s", source)
-        return restore_params(source, target)
-
-    def init() -> dict[str, Any]:  # the same parameters as phijax.train.state.init_state
-        return nnx.to_pure_dict(nnx.state(Phi4(cfg.model, rngs=nnx.Rngs(cfg.train.seed))))
-
-    return jax.jit(init, out_shardings=layout.shardings["params"])()
+    return train_state.initial_params(cfg.model, layout, cfg.train.seed, cfg.checkpoint.init_from)
 
 
 def _check_rows(cfg: Config, sharding, single_token: bool) -> None:

@@ -22,7 +22,6 @@ import yaml
 
 from phijax.config import Config, config_from_dict, write_config
 from phijax.errors import CheckpointError, ConfigError
-from phijax.model.checkpoint import restore_params
 from phijax.parallel import distributed
 from phijax.parallel.mesh import batch_sharding, build_mesh, request_cpu_devices
 from phijax.plugins.registry import get_registry
@@ -30,7 +29,7 @@ from phijax.stages import STAGES
 from phijax.train import metrics as mfu_lib
 from phijax.train.checkpoint import Checkpoints
 from phijax.train.optim import learning_rate_schedule, make_optimizer
-from phijax.train.state import StateLayout, TrainState, init_state, state_from_params, state_layout
+from phijax.train.state import StateLayout, TrainState, initial_params, state_from_params, state_layout
 from phijax.train.step import MODEL_INPUTS, make_train_step
 
 log = logging.getLogger("phijax.train")
@@ -174,23 +173,8 @@ def _start(cfg: Config, tx, layout: StateLayout, checkpoints: Checkpoints, batch
         step, state, _ = restored
         log.info("resumed from step %d of %s", step, checkpoints.directory)
         return step, state, step
-    if cfg.checkpoint.init_from:
-        source = params_dir(Path(cfg.checkpoint.init_from))
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                              layout.abstract["params"], layout.shardings["params"])
-        log.info("initialising parameters from %s", source)
-        return 0, state_from_params(restore_params(source, target), tx, layout), None
-    return 0, init_state(cfg.model, tx, layout, cfg.train.seed), None
-
-
-def params_dir(path: Path) -> Path:
-    """A directory holding `params/`: the path itself, or a run directory's newest checkpoint step."""
-    if (path / "params").is_dir():
-        return path
-    steps = sorted((int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()), reverse=True)
-    if steps:
-        return path / "checkpoints" / str(steps[0])
-    raise CheckpointError(f"checkpoint.init_from={path} holds neither params/ nor checkpoints/: pass a model or run directory")
+    params = initial_params(cfg.model, layout, cfg.train.seed, cfg.checkpoint.init_from)
+    return 0, state_from_params(params, tx, layout), None
 
 
 def _global_batch(local: dict[str, np.ndarray], mesh, cfg: Config) -> dict[str, jax.Array]:

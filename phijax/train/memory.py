@@ -145,8 +145,7 @@ def compile_train_step(cfg: Config, devices: Sequence[jax.Device]) -> tuple[Any,
     layout = state_layout(cfg.model, tx, mesh, cfg.mesh.rules)
     tokens = batch_sharding(mesh, cfg.mesh.rules)
     step = make_train_step(layout, tx, tokens, cfg.train.grad_accum, cfg.train.loss_chunk)
-    state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                         layout.abstract, layout.shardings)
+    state = layout.sharded_abstract()
     shape = (cfg.train.global_batch, cfg.train.seq_len)
     batch = {k: jax.ShapeDtypeStruct(shape, jnp.int32, sharding=tokens) for k in MODEL_INPUTS}
     return step.lower(state, batch).compile(), layout, mesh

@@ -8,7 +8,9 @@ shardings taken from the parameters' logical axes and the config's rules.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -17,9 +19,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from phijax.config import ModelConfig
+from phijax.errors import CheckpointError
+from phijax.model.checkpoint import restore_params
 from phijax.model.phi4 import Phi4
 from phijax.parallel.mesh import state_shardings
 
+log = logging.getLogger(__name__)
 TrainState = dict[str, Any]  # {"params": nested dict, "opt_state": optax state}
 
 
@@ -30,6 +35,11 @@ class StateLayout:
     graphdef: Any
     abstract: TrainState   # ShapeDtypeStructs
     shardings: TrainState  # NamedShardings
+
+    def sharded_abstract(self) -> TrainState:
+        """ShapeDtypeStructs that carry their shardings: restore targets and AOT inputs."""
+        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            self.abstract, self.shardings)
 
 
 def state_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, rules: dict[str, Any]) -> StateLayout:
@@ -52,12 +62,30 @@ def state_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh,
 
 def init_state(cfg: ModelConfig, tx: optax.GradientTransformation, layout: StateLayout, seed: int) -> TrainState:
     """Fresh parameters (from `seed`) and optimizer state, created directly in their shardings."""
+    return state_from_params(initial_params(cfg, layout, seed), tx, layout)
 
-    def init() -> TrainState:
-        params = nnx.to_pure_dict(nnx.state(Phi4(cfg, rngs=nnx.Rngs(seed))))
-        return {"params": params, "opt_state": tx.init(params)}
 
-    return jax.jit(init, out_shardings=layout.shardings)()
+def initial_params(cfg: ModelConfig, layout: StateLayout, seed: int, init_from: str | None = None) -> dict[str, Any]:
+    """Parameters a run starts from, in their shardings: restored from `init_from`, else fresh from `seed`."""
+    if init_from:
+        source = params_dir(Path(init_from))
+        log.info("initialising parameters from %s", source)
+        return restore_params(source, layout.sharded_abstract()["params"])
+
+    def init() -> dict[str, Any]:
+        return nnx.to_pure_dict(nnx.state(Phi4(cfg, rngs=nnx.Rngs(seed))))
+
+    return jax.jit(init, out_shardings=layout.shardings["params"])()
+
+
+def params_dir(path: Path) -> Path:
+    """A directory holding `params/`: the path itself, or a run directory's newest checkpoint step."""
+    if (path / "params").is_dir():
+        return path
+    steps = sorted((int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()), reverse=True)
+    if steps:
+        return path / "checkpoints" / str(steps[0])
+    raise CheckpointError(f"checkpoint.init_from={path} holds neither params/ nor checkpoints/: pass a model or run directory")
 
 
 def state_from_params(params: dict[str, Any], tx: optax.GradientTransformation, layout: StateLayout) -> TrainState:
