@@ -54,14 +54,8 @@ class JsonlSource:
         return len(self._lines)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from phijax.data.sources import BadRecord, text_record
-
         line, where = self._lines.line(index)
-        try:
-            obj = json.loads(line)
-        except ValueError as err:
-            raise BadRecord(where, f"not valid JSON ({err.msg})") from None
-        return text_record(obj, self.text_field, where)
+        return _json_record(line, self.text_field, where)
 
 
 class ParquetSource:
@@ -138,7 +132,7 @@ class ArrayRecordSource:
         return self._firsts[-1]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from phijax.data.sources import BadRecord, text_record
+        from phijax.data.sources import BadRecord
 
         f = bisect.bisect_right(self._firsts, index) - 1
         local = index - self._firsts[f]
@@ -149,11 +143,18 @@ class ArrayRecordSource:
             raise BadRecord(where, "record is not UTF-8 text") from None
         if not text.lstrip().startswith("{"):
             return {"text": text}
-        try:
-            obj = json.loads(text)
-        except ValueError as err:
-            raise BadRecord(where, f"not valid JSON ({err.msg})") from None
-        return text_record(obj, self.text_field, where)
+        return _json_record(text, self.text_field, where)
+
+
+def _json_record(text: str, text_field: str, where: str) -> dict[str, Any]:
+    """One JSON object → a record with its document in `text_field`; BadRecord names `where`."""
+    from phijax.data.sources import BadRecord, text_record
+
+    try:
+        obj = json.loads(text)
+    except ValueError as err:
+        raise BadRecord(where, f"not valid JSON ({err.msg})") from None
+    return text_record(obj, text_field, where)
 
 
 class CurriculumSource:
