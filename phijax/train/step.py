@@ -19,7 +19,10 @@ from phijax.parallel.mesh import batch_sharded_activations
 from phijax.train.losses import next_token_loss
 from phijax.train.state import StateLayout, TrainState
 
-Batch = dict[str, jax.Array]  # input_ids, targets, positions, segment_ids, loss_mask: [batch, seq]
+# input_ids, targets, positions, loss_mask and optionally segment_ids: [batch, seq]. Without
+# segment_ids every row is one document and attention is causal only (no document mask), the form
+# cuDNN's flash attention runs fastest.
+Batch = dict[str, jax.Array]
 MODEL_INPUTS = ("input_ids", "targets", "positions", "segment_ids", "loss_mask")
 
 
@@ -36,7 +39,7 @@ def make_train_step(
         micro = {k: jax.lax.with_sharding_constraint(v, batch_sharding) for k, v in micro.items()}
         model = nnx.merge(layout.graphdef, params)
         with batch_sharded_activations(batch_sharding):
-            hidden = model.hidden_states(micro["input_ids"], micro["positions"], micro["segment_ids"])
+            hidden = model.hidden_states(micro["input_ids"], micro["positions"], micro.get("segment_ids"))
         return next_token_loss(hidden, model.lm_head[...], micro["targets"], micro["loss_mask"], loss_chunk)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -74,4 +77,4 @@ def _micro_batches(batch: Batch, grad_accum: int) -> Batch:
     def split(x: jax.Array) -> jax.Array:
         return jnp.moveaxis(x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:]), 1, 0)
 
-    return {k: split(batch[k]) for k in MODEL_INPUTS}
+    return {k: split(batch[k]) for k in MODEL_INPUTS if k in batch}
