@@ -1,6 +1,7 @@
 """The generation engine: cached decoding equals full forward passes, sampling filters, per-row RNG,
 stop tokens, shared-prefix rollouts, the sharded model, and `phijax generate`."""
 
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -119,6 +120,28 @@ def test_cache_holds_kv_heads_not_repeated_query_heads(model):
     _, cache = nnx.eval_shape(partial(prefill, max_len=24), model, tokens, lengths)
     assert cache.k.shape == cache.v.shape == (cfg.num_layers, 3, 24, cfg.num_kv_heads, cfg.head_dim)
     assert cache.key_valid.shape == (3, 24)
+
+
+def test_bfloat16_params_decode_close_to_the_float32_model_they_round(model):
+    """bf16 inference weights (`param_dtype: bfloat16`, as tools/bench_generate.py uses) stay bf16 and the
+    cache path computes with them: prefill and decode logits are close to the fp32 model's."""
+    cfg = dataclasses.replace(model.cfg, param_dtype="bfloat16", compute_dtype="bfloat16")
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: Phi4(cfg, rngs=nnx.Rngs(0))))
+    bf16 = nnx.merge(graphdef, jax.tree.map(lambda a: a.astype(jnp.bfloat16), nnx.state(model)))
+    assert {p.dtype for p in jax.tree.leaves(nnx.state(bf16, nnx.Param))} == {jnp.dtype(jnp.bfloat16)}
+    tokens = jnp.asarray(np.random.RandomState(3).randint(3, 1024, (2, 16)), jnp.int32)
+    lengths, fed = jnp.asarray([16, 9]), jnp.asarray([5, 600], jnp.int32)
+
+    @nnx.jit
+    def prefill_and_one_step(model):
+        first, cache = prefill(model, tokens, lengths, 20)
+        second, cache = decode_step(model, cache, fed)
+        return jnp.stack([first, second], axis=1), cache.k  # logits [batch, 2, vocab]
+
+    want, _ = prefill_and_one_step(model)
+    got, cache_k = prefill_and_one_step(bf16)
+    assert cache_k.dtype == jnp.bfloat16 and got.dtype == jnp.float32
+    assert float(jnp.abs(got - want).max()) / float(jnp.abs(want).max()) < 0.05
 
 
 def test_a_rows_sample_depends_on_its_row_id_not_on_the_rest_of_the_batch(model):
