@@ -51,8 +51,10 @@ class ModelConfig:
     pad_token_id: int = 100_349
     param_dtype: Literal["float32", "bfloat16"] = "float32"
     compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    # "xla" is the portable path (CPU, TPU); "cudnn" asks jax for cuDNN flash attention on GPU.
-    attention: Literal["xla", "cudnn"] = "xla"
+    # "xla" is the portable path (CPU, GPU, TPU); "cudnn" asks jax for cuDNN flash attention on GPU;
+    # "splash" is the Pallas flash-attention kernel for training on TPU (sequence length a multiple
+    # of 128; interpreted, slowly, elsewhere). Generation always uses jax's own choice.
+    attention: Literal["xla", "cudnn", "splash"] = "xla"
     # Which activations a layer keeps for the backward pass; see phijax.model.phi4.REMAT_POLICIES.
     remat: Literal["none", "full", "dots", "dots_no_batch"] = "none"
     scan_layers: bool = True

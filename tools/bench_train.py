@@ -80,7 +80,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
                    help="one or more policies, each benchmarked as its own configuration")
     p.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--attention", default="xla", choices=["xla", "cudnn"])
+    p.add_argument("--attention", default="xla", choices=["xla", "cudnn", "splash"])
     p.add_argument("--loss-chunk", type=int, default=1024)
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")

@@ -1,14 +1,48 @@
 """Attention masks and the attention kernel call.
 
-All attention goes through `jax.nn.dot_product_attention`, which handles grouped-query attention
+Attention goes through `jax.nn.dot_product_attention`, which handles grouped-query attention
 natively (N query heads over K key/value heads) and dispatches to cuDNN flash attention on GPU when
-`implementation="cudnn"`. The mask is the conjunction of causality and document identity, so packed
-documents never attend across their boundaries.
+`implementation="cudnn"`, or, for training on TPU, through the Pallas splash kernel
+(`implementation="splash"`, `phijax.model.splash`). The mask is the conjunction of causality and
+document identity, so packed documents never attend across their boundaries.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
+
+from phijax.model.splash import splash_attention
+
+
+class Documents(NamedTuple):
+    """What keeps packed documents apart, in the form the kernel takes: a dense mask
+    [batch, 1, seq, seq] for xla and cudnn, segment ids [batch, seq] for splash (which skips masked
+    blocks instead of reading a mask). Both None: one document a row, causal attention only.
+
+    Built once per forward pass (`documents`), outside the scan over layers, so no layer stores its
+    own copy of the mask for the backward pass.
+    """
+
+    mask: jax.Array | None = None
+    segment_ids: jax.Array | None = None
+
+
+def documents(segment_ids: jax.Array | None, implementation: str) -> Documents:
+    """The `Documents` form of `segment_ids` that `implementation` reads."""
+    if segment_ids is None:
+        return Documents()
+    if implementation == "splash":
+        return Documents(segment_ids=segment_ids)
+    return Documents(mask=document_mask(segment_ids, segment_ids))
+
+
+def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, docs: Documents, implementation: str) -> jax.Array:
+    """Causal self-attention within documents; shapes as in `attend`."""
+    if implementation == "splash":
+        return splash_attention(q, k, v, docs.segment_ids)
+    return attend(q, k, v, mask=docs.mask, causal=True, implementation=implementation)
 
 
 def document_mask(query_segment_ids: jax.Array, key_segment_ids: jax.Array) -> jax.Array:

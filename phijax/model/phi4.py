@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from phijax.config import ModelConfig
-from phijax.model.attention import attend, document_mask
+from phijax.model.attention import Documents, attend, causal_attention, documents
 from phijax.model.rope import apply_rope
 from phijax.parallel.mesh import shard_like_batch
 
@@ -78,10 +78,10 @@ class Attention(nnx.Module):
         self.rope_theta = cfg.rope_theta
         self.implementation = cfg.attention
 
-    def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array | None) -> jax.Array:
+    def __call__(self, x: jax.Array, positions: jax.Array, docs: Documents) -> jax.Array:
         """x: [batch, seq, embed] → [batch, seq, embed]."""
         q, k, v = self._project(x, positions)
-        out = attend(q, k, v, mask=mask, causal=True, implementation=self.implementation)
+        out = causal_attention(q, k, v, docs, self.implementation)
         return self._output(out)
 
     def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
@@ -143,8 +143,8 @@ class DecoderLayer(nnx.Module):
         self.mlp_norm = RMSNorm(cfg, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array | None) -> jax.Array:
-        x = x + self.attn(self.attn_norm(x), positions, mask)
+    def __call__(self, x: jax.Array, positions: jax.Array, docs: Documents) -> jax.Array:
+        x = x + self.attn(self.attn_norm(x), positions, docs)
         return x + self.mlp(self.mlp_norm(x))
 
     def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
@@ -194,9 +194,9 @@ class Phi4(nnx.Module):
         batch, seq = input_ids.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (batch, seq))
-        mask = None if segment_ids is None else document_mask(segment_ids, segment_ids)
+        docs = documents(segment_ids, self.cfg.attention)
         x = shard_like_batch(self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids])
-        x = self._run_layers(x, positions, mask)
+        x = self._run_layers(x, positions, docs)
         return self.final_norm(x)
 
     def logits(self, hidden: jax.Array) -> jax.Array:
@@ -204,11 +204,11 @@ class Phi4(nnx.Module):
         w = self.lm_head[...].astype(hidden.dtype)
         return jnp.einsum("bsd,dv->bsv", hidden, w, preferred_element_type=jnp.float32)
 
-    def _run_layers(self, x: jax.Array, positions: jax.Array, mask: jax.Array | None) -> jax.Array:
+    def _run_layers(self, x: jax.Array, positions: jax.Array, docs: Documents) -> jax.Array:
         graphdef, params = nnx.split(self.layers)
 
         def one_layer(h: jax.Array, layer_params) -> tuple[jax.Array, None]:
-            return shard_like_batch(nnx.merge(graphdef, layer_params)(h, positions, mask)), None
+            return shard_like_batch(nnx.merge(graphdef, layer_params)(h, positions, docs)), None
 
         policy = REMAT_POLICIES[self.cfg.remat]
         if self.cfg.remat != "none":

@@ -147,6 +147,11 @@ def batch_sharded_activations(sharding: NamedSharding) -> Iterator[None]:
         _BATCH_SHARDING.reset(token)
 
 
+def current_batch_sharding() -> NamedSharding | None:
+    """The batch sharding of the enclosing `batch_sharded_activations`, or None outside one."""
+    return _BATCH_SHARDING.get()
+
+
 def shard_like_batch(x: jax.Array) -> jax.Array:
     """Constrain [batch, length, ...] activations to the batch sharding in context (else no-op)."""
     sharding = _BATCH_SHARDING.get()

@@ -86,7 +86,7 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, tensor: int, los
 
     rows: sequences per device per micro-batch; tensor: the tensor-parallel degree (splits heads
     and the MLP width). The XLA attention path materialises fp32 scores [rows, heads, seq, seq];
-    cuDNN flash attention keeps only their fp32 softmax statistics [rows, heads, seq].
+    cuDNN and splash flash attention keep only their fp32 softmax statistics [rows, heads, seq].
     """
     c = jnp.dtype(cfg.compute_dtype).itemsize
     d, hd, f = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size // tensor
