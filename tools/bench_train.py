@@ -392,6 +392,8 @@ def format_table(r: dict[str, Any]) -> str:
         lines.append(f"  vs HF: phijax / HF tokens/s, median steps / best steps, against the one HF timing, {taken}")
     lines.append(f"  best: {r['best_remat'] or 'no configuration ran'} (highest median tokens/s)")
     peak = f"{r['peak_flops'] / 1e12:.2f} TFLOP/s" if r["peak_flops"] else "unknown (pass --peak-tflops)"
+    if r["backend"] == "cpu" and r["peak_flops"]:
+        peak += " (this host's measured f32 matmul rate)"
     lines.append(f"  MFU = flops_per_token {r['flops_per_token']:.4g} x tokens/s / peak {peak}"
                  f"  (flops_per_token = 6·N_matmul + 6·L·S·H·D_h, N_matmul {r['matmul_parameters']:,})")
     lines.append("  memory: the compiled step per device (arguments + outputs - donated + temporaries + code)")

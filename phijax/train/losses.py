@@ -7,6 +7,7 @@ completion mask then selects a single position.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import jax
@@ -91,12 +92,78 @@ def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, m
     """Summed next-token cross-entropy and the number of trained tokens, without whole logits.
 
     hidden: [batch, seq, embed] final-normed states; lm_head: [embed, vocab]; targets, mask:
-    [batch, seq]. Computed chunk by chunk as in `completion_logps`, so at most [batch, chunk, vocab]
-    fp32 logits live at once, forward and backward. Returns (sum of -log p(target) over masked
-    tokens, count of masked tokens), both fp32 scalars: callers divide once over the global batch.
+    [batch, seq]. Returns (sum of -log p(target) over masked tokens, count of masked tokens), both
+    fp32 scalars: callers divide once over the global batch.
+
+    The LM head's gradients are made in the forward pass, chunk by chunk (`_loss_and_gradients`):
+    each chunk's fp32 logits [batch, chunk, vocab] give its loss and, as softmax - one-hot, the
+    gradient of the loss with respect to them, which is turned at once into gradients for the chunk's
+    hidden states and the head, and the logits are dropped. Autodiff over a checkpointed chunk (as in
+    `completion_logps`) would compute every chunk's logits a second time in the backward pass: a
+    third more LM-head FLOPs, at a 100,352-wide vocabulary a large share of a small model's step.
+    The summed loss has one scalar cotangent, which is what lets the gradients be made ahead.
     """
-    logps = completion_logps(hidden, lm_head, targets, mask, chunk)
-    return -jnp.sum(logps), jnp.sum(mask.astype(jnp.float32))
+    mask = mask.astype(jnp.float32)
+    return _summed_nll(hidden, lm_head, targets, mask, chunk), jnp.sum(mask)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _summed_nll(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
+                chunk: int) -> jax.Array:
+    return _loss_and_gradients(hidden, lm_head, targets, mask, chunk)[0]
+
+
+def _summed_nll_fwd(hidden, lm_head, targets, mask, chunk):
+    loss, d_hidden, d_head = _loss_and_gradients(hidden, lm_head, targets, mask, chunk)
+    return loss, (d_hidden, d_head)
+
+
+def _summed_nll_bwd(chunk, gradients, cotangent):
+    d_hidden, d_head = gradients
+    return ((cotangent * d_hidden).astype(d_hidden.dtype), cotangent * d_head, None, None)
+
+
+_summed_nll.defvjp(_summed_nll_fwd, _summed_nll_bwd)
+
+
+def _loss_and_gradients(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
+                        chunk: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(summed masked NLL, its gradient for `hidden` in hidden's dtype, for `lm_head` in fp32).
+
+    The logits' gradient (softmax - one-hot, masked) enters both matmuls in the compute dtype with
+    fp32 accumulation, as autodiff of the bf16 forward would.
+    """
+    batch, seq, _ = hidden.shape
+    split, size = _chunker(batch, seq, chunk)
+    head = lm_head.astype(hidden.dtype)
+
+    def one_chunk(carry: tuple[jax.Array, jax.Array], xs) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        loss, d_head = carry
+        h, t, m = xs
+        logits = jnp.einsum("bsd,dv->bsv", h, head, preferred_element_type=jnp.float32)
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        picked = jnp.take_along_axis(logits, t[..., None].astype(jnp.int32), axis=-1)[..., 0]
+        one_hot = jax.nn.one_hot(t, logits.shape[-1], dtype=jnp.float32)
+        d_logits = ((jnp.exp(logits - lse[..., None]) - one_hot) * m[..., None]).astype(h.dtype)
+        d_h = jnp.einsum("bsv,dv->bsd", d_logits, head, preferred_element_type=jnp.float32).astype(h.dtype)
+        d_head = d_head + jnp.einsum("bsd,bsv->dv", h, d_logits, preferred_element_type=jnp.float32)
+        return (loss + jnp.sum((lse - picked) * m), d_head), d_h
+
+    start = (jnp.zeros((), jnp.float32), jnp.zeros(lm_head.shape, jnp.float32))
+    (loss, d_head), d_hidden = jax.lax.scan(one_chunk, start, (split(hidden), split(targets), split(mask)))
+    d_hidden = jnp.moveaxis(d_hidden, 0, 1).reshape(batch, seq, -1)  # [n, batch, size, d] → [batch, seq, d]
+    return loss, d_hidden, d_head
+
+
+def _chunker(batch: int, seq: int, chunk: int):
+    """(split [batch, seq, ...] → [n, batch, size, ...], size): the largest size ≤ chunk dividing seq."""
+    size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
+    n = seq // size
+
+    def split(x: jax.Array) -> jax.Array:
+        return jnp.moveaxis(x.reshape(batch, n, size, *x.shape[2:]), 1, 0)
+
+    return split, size
 
 
 def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
@@ -110,11 +177,7 @@ def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, 
     [batch, seq, vocab]. Returns [batch] float32 summed (or, with `average`, mean) log-probs.
     """
     batch, seq, _ = hidden.shape
-    size = max(c for c in range(1, min(chunk, seq) + 1) if seq % c == 0)
-    n = seq // size
-
-    def split(x: jax.Array) -> jax.Array:  # [batch, seq, ...] → [n, batch, size, ...]
-        return jnp.moveaxis(x.reshape(batch, n, size, *x.shape[2:]), 1, 0)
+    split, _ = _chunker(batch, seq, chunk)
 
     @jax.checkpoint
     def chunk_logps(total: jax.Array, xs: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, None]:

@@ -13,16 +13,23 @@ L: layers, S: sequence length, H: query heads, D_h: head dim.
     MFU = flops_per_token · tokens_per_second / (peak FLOP/s per device · devices)
 
 Recomputation from remat is not counted (that would be hardware FLOPs utilisation).
+
+The peak of an accelerator is its vendor's dense bf16 figure; a CPU has no such figure (and CPUs
+differ: 2-core CI hosts have measured 0.18 and 0.46 TFLOP/s), so a CPU's peak is its f32 matmul
+rate measured once per process (`matmul_seconds`).
 """
 
 from __future__ import annotations
 
+import functools
+import time
+
 import jax
+import jax.numpy as jnp
 
 from phijax.config import ModelConfig
 
 # Dense bf16 peak TFLOP/s per device (vendor figures), by the start of `device.device_kind`.
-# CPU: the f32 matmul rate measured with jax on a 2-core CI machine, for the whole host.
 PEAK_TFLOPS = {
     "NVIDIA H100": 989.0,
     "NVIDIA H200": 989.0,
@@ -32,8 +39,8 @@ PEAK_TFLOPS = {
     "TPU v5e": 197.0,
     "TPU v4": 275.0,
     "TPU v6": 918.0,
-    "cpu": 0.18,
 }
+CPU_PEAK_MATMUL = 1024  # the size of the square f32 product that measures a CPU's peak
 
 
 def matmul_parameters(cfg: ModelConfig) -> int:
@@ -55,11 +62,34 @@ def peak_flops(devices: list[jax.Device], per_device_tflops: float | None = None
         return per_device_tflops * 1e12 * len(devices)
     kind = devices[0].device_kind
     if devices[0].platform == "cpu":
-        return PEAK_TFLOPS["cpu"] * 1e12  # one host, however many virtual devices it is split into
+        return _cpu_peak_flops()  # one host, however many virtual devices it is split into
     for prefix, tflops in PEAK_TFLOPS.items():
         if kind.startswith(prefix):
             return tflops * 1e12 * len(devices)
     return None
+
+
+def matmul_seconds(size: int, dtype: str = "float32", repeats: int = 5,
+                   device: jax.Device | None = None) -> list[float]:
+    """Seconds of each of `repeats` [size, size] @ [size, size] products (2·size³ FLOPs) on `device`
+    (default: the first of jax's default backend), after one untimed product that compiles."""
+    device = device or jax.devices()[0]
+    ka, kb = jax.random.split(jax.random.key(0))
+    a, b = (jax.device_put(jax.random.normal(k, (size, size), jnp.dtype(dtype)), device) for k in (ka, kb))
+    product = jax.jit(jnp.matmul)
+    product(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@functools.cache
+def _cpu_peak_flops() -> float:
+    """This host's f32 matmul FLOP/s, the best of a few products (measured once per process)."""
+    return 2 * CPU_PEAK_MATMUL**3 / min(matmul_seconds(CPU_PEAK_MATMUL, device=jax.devices("cpu")[0]))
 
 
 def mfu(cfg: ModelConfig, seq_len: int, tokens_per_s: float, total_peak_flops: float | None) -> float | None:

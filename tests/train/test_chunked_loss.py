@@ -43,3 +43,37 @@ def test_chunked_gradient_equals_unchunked_gradient(batch):
         return next_token_loss(hidden, w, targets, mask, chunk)[0]
 
     np.testing.assert_allclose(jax.grad(loss)(lm_head, 2), jax.grad(loss)(lm_head, 12), rtol=1e-5, atol=1e-6)
+
+
+def reference_gradients(hidden, lm_head, targets, mask):
+    """Closed form of d(-sum of masked log p(target)): dlogits = (softmax - one-hot) * mask."""
+    logits = hidden.astype(np.float64) @ lm_head.astype(np.float64)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    d_logits = (p - np.eye(lm_head.shape[1])[targets]) * mask[..., None]
+    return d_logits @ lm_head.T.astype(np.float64), np.einsum("bsd,bsv->dv", hidden, d_logits)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 12])
+def test_next_token_loss_gradients_are_the_closed_form_scaled_by_the_cotangent(batch, chunk):
+    hidden, lm_head, targets, mask = batch
+    want_hidden, want_head = reference_gradients(hidden, lm_head, targets, mask)
+
+    def scaled_loss(h, w):  # a cotangent other than 1 reaches the gradients made in the forward pass
+        return 2.5 * next_token_loss(h, w, jnp.asarray(targets), jnp.asarray(mask), chunk)[0]
+
+    got_hidden, got_head = jax.jit(jax.grad(scaled_loss, argnums=(0, 1)))(jnp.asarray(hidden), jnp.asarray(lm_head))
+    np.testing.assert_allclose(got_hidden, 2.5 * want_hidden, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got_head, 2.5 * want_head, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_next_token_loss_gradients_stay_near_fp32(batch):
+    hidden, lm_head, targets, mask = map(jnp.asarray, batch)
+
+    def grads(h):
+        return jax.grad(lambda h, w: next_token_loss(h, w, targets, mask, 4)[0], argnums=(0, 1))(h, lm_head)
+
+    g16, g32 = grads(hidden.astype(jnp.bfloat16)), grads(hidden)
+    assert g16[0].dtype == jnp.bfloat16 and g16[1].dtype == jnp.float32
+    for low, full in zip(g16, g32):
+        assert float(jnp.abs(low.astype(jnp.float32) - full).max()) < 0.02 * float(jnp.abs(full).max())
