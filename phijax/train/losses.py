@@ -1,8 +1,10 @@
-"""Preference-optimisation losses (DPO, IPO) and the per-sequence log-probabilities they consume.
+"""Training losses: next-token cross-entropy, and the preference losses (DPO, IPO) with the
+per-sequence log-probabilities they consume.
 
-Pure jax functions, tested against their closed forms. They work the same for whole-response pairs
-(DPO round 2, judge-guided) and for Pivotal Token Search pairs, whose completion is one token: the
-completion mask then selects a single position.
+Pure jax functions, tested against their closed forms. Both families read the LM head chunk by
+chunk, so no [batch, seq, vocab] logits are ever whole. The preference losses work the same for
+whole-response pairs (DPO round 2, judge-guided) and for Pivotal Token Search pairs, whose
+completion is one token: the completion mask then selects a single position.
 """
 
 from __future__ import annotations
