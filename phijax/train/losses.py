@@ -1,8 +1,9 @@
 """Training losses: next-token cross-entropy, and the preference losses (DPO, IPO) with the
 per-sequence log-probabilities they consume.
 
-Pure jax functions, tested against their closed forms. Both families read the LM head chunk by
-chunk, so no [batch, seq, vocab] logits are ever whole. The preference losses work the same for
+Pure jax functions, tested against their closed forms. The training steps read the LM head chunk
+by chunk (`next_token_loss`, `completion_logps`), so no [batch, seq, vocab] logits are ever whole;
+`sequence_logps` takes whole logits, for callers that have them. The preference losses work the same for
 whole-response pairs (DPO round 2, judge-guided) and for Pivotal Token Search pairs, whose
 completion is one token: the completion mask then selects a single position.
 """
