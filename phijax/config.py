@@ -252,6 +252,11 @@ class Config:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     pts: PTSConfig = field(default_factory=PTSConfig)
 
+    def __post_init__(self) -> None:
+        if self.model.attention == "splash" and self.train.seq_len % 128:
+            raise ConfigError(f"model.attention=splash tiles sequences in blocks of 128 tokens, but train.seq_len "
+                              f"is {self.train.seq_len}; use a multiple of 128 or model.attention=xla")
+
 
 # ------------------------------------------------------------------------------------- loading
 def load_config(files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> Config:

@@ -2,13 +2,17 @@
 interpreter) against XLA's attention: outputs and gradients, packed documents, grouped-query heads,
 through the whole model, and sharded over a mesh by shard_map."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from phijax.config import load_config
-from phijax.errors import PhijaxError
+from phijax.errors import ConfigError, PhijaxError
 from phijax.model.attention import attend, document_mask
 from phijax.model.splash import splash_attention
 
@@ -97,3 +101,13 @@ def test_a_sharded_train_step_with_splash_equals_the_xla_one():
     for got, want in zip(got_updates, want_updates):  # AdamW's first step: about lr * sign(gradient)
         assert np.abs(want).max() > 0
         assert np.mean(np.isclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())) > 0.999
+
+
+def test_a_run_config_with_an_untileable_sequence_is_refused_at_load(tmp_path):
+    with pytest.raises(ConfigError, match="train.seq_len is 100; use a multiple of 128"):
+        load_config([], ["model.attention=splash", "train.seq_len=100"])
+    done = subprocess.run([sys.executable, "-m", "phijax.cli", "train", "--config", "configs/tiny/pretrain.yaml",
+                           "model.attention=splash", "train.seq_len=100", f"run_dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "model.attention=splash" in done.stderr and not (tmp_path / "run").exists()
