@@ -3,6 +3,7 @@
 #
 #   bash tools/gpu_suite.sh check      # versions, GPU tests (cuDNN vs XLA attention), matmul ceiling
 #   bash tools/gpu_suite.sh train      # Phi-4-width train step: remat sweep, profiles, HF ratio
+#   bash tools/gpu_suite.sh flags      # the train step under a few XLA GPU flag sets
 #   bash tools/gpu_suite.sh generate   # rollouts: phijax sampler vs HF generate, bf16
 #
 # Each stage fits a 10-minute slot and writes a few files under $OUT (default runs/gpu_suite).
@@ -35,6 +36,7 @@ python3 -c "import phijax, phijax_plugins" 2>/dev/null \
 SHAPE=(--preset "${PRESET:-phi4-14b}" --seq-len "${SEQ:-4096}" --compute-dtype "${DTYPE:-bfloat16}"
        --attention "${ATTENTION:-cudnn}" --batch "${BATCH:-4}" --steps "${STEPS:-5}" --warmup "${WARMUP:-2}")
 LAYERS=model.num_layers=${LAYERS:-4}
+REMATS=${REMAT:-none dots_no_batch full}
 
 rc=0
 case "${1:-}" in
@@ -51,8 +53,20 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
     python3 tools/bench_train.py "${SHAPE[@]}" --hf-only --json "$OUT/hf.json" "$LAYERS" 2>&1 | tee "$OUT/train.log" || rc=1
     XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.95} python3 tools/bench_train.py \
       "${SHAPE[@]}" --hf-result "$OUT/hf.json" --json "$TRACES/train.json" --profile "$LAYERS" \
-      --remat ${REMAT:-none dots_no_batch full} 2>&1 | tee -a "$OUT/train.log" || rc=1
+      --remat $REMATS 2>&1 | tee -a "$OUT/train.log" || rc=1
     cp "$TRACES/train.json" "$OUT/" || rc=1
+    ;;
+  flags)
+    # XLA GPU flags, chosen by measurement: the train step at one remat (REMAT, default the first of
+    # the sweep's) under each flag set, one JSON each (flags_0.json is XLA's defaults).
+    i=0
+    for flags in "" "--xla_gpu_enable_triton_gemm=false" "--xla_gpu_enable_command_buffer=" \
+                 "--xla_gpu_enable_latency_hiding_scheduler=true --xla_gpu_enable_while_loop_double_buffering=true"; do
+      echo "== XLA_FLAGS='$flags'" | tee -a "$OUT/flags.log"
+      XLA_FLAGS="$flags" XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.95} python3 tools/bench_train.py \
+        "${SHAPE[@]}" --json "$OUT/flags_$i.json" "$LAYERS" --remat "${REMATS%% *}" 2>&1 | tee -a "$OUT/flags.log" || rc=1
+      i=$((i + 1))
+    done
     ;;
   generate)
     python3 tools/bench_generate.py --presets "${PRESET:-phi4-14b}" --compute-dtype "${DTYPE:-bfloat16}" \
@@ -60,7 +74,7 @@ print('jax', jax.__version__, jax.devices(), 'flax', flax.__version__, 'optax', 
       --json "$OUT/generate.json" "$LAYERS" 2>&1 | tee "$OUT/generate.log" || rc=1
     ;;
   *)
-    echo "gpu_suite: unknown stage '${1:-}'; use check, train or generate" >&2
+    echo "gpu_suite: unknown stage '${1:-}'; use check, train, flags or generate" >&2
     exit 2
     ;;
 esac

@@ -33,6 +33,12 @@ def test_train_and_generate_stages_write_their_figures(tmp_path):
     assert "vs HF" in (out / "train.log").read_text()
     assert not (out / "train_profile").exists() and any((tmp_path / "traces").rglob("perfetto_trace.json.gz"))
 
+    done = suite("flags", tmp_path)  # every flag set parses in this jaxlib; one record each
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    flag_runs = [json.loads((out / f"flags_{i}.json").read_text()) for i in range(4)]
+    assert all([c["remat"] for c in r["configurations"]] == ["none"] for r in flag_runs)
+    assert (out / "flags.log").read_text().count("== XLA_FLAGS=") == 4
+
     done = suite("generate", tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = json.loads((out / "generate.json").read_text())["results"]
@@ -42,4 +48,4 @@ def test_train_and_generate_stages_write_their_figures(tmp_path):
 def test_an_unknown_stage_is_refused_in_one_line(tmp_path):
     done = suite("benchmark", tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["gpu_suite: unknown stage 'benchmark'; use check, train or generate"]
+    assert done.stderr.strip().splitlines() == ["gpu_suite: unknown stage 'benchmark'; use check, train, flags or generate"]
