@@ -75,7 +75,7 @@ def _local(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | No
 def _kernel(seq_len: int, heads: int, interpret: bool) -> splash.SplashAttentionKernel:
     """A causal kernel for `heads` query heads at `seq_len` (built once per shape: its block masks are
     computed on the host)."""
-    block = min(BLOCK, seq_len)
+    block = next(b for b in (BLOCK, BLOCK // 2, LANES) if seq_len % b == 0)  # seq_len: a multiple of LANES
     sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
                               block_kv_dkv=block, block_kv_dkv_compute=block, use_fused_bwd_kernel=True)
     causal = masks.MultiHeadMask([masks.CausalMask((seq_len, seq_len)) for _ in range(heads)])

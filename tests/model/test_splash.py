@@ -51,6 +51,12 @@ def test_splash_matches_xla_attention_and_its_gradients(packed):
         np.testing.assert_allclose(got, want, atol=2e-5 * float(jnp.abs(want).max()))
 
 
+def test_a_sequence_of_640_tokens_is_tiled_by_blocks_that_divide_it():
+    q, k, v = (x[:, :128] for x in _qkv())
+    q, k, v = (jnp.tile(x, (1, 5, 1, 1)) for x in (q, k, v))  # 640 = 5 x 128: 512 does not divide it
+    np.testing.assert_allclose(splash_attention(q, k, v, None), _xla(q, k, v, None), atol=2e-5, rtol=2e-5)
+
+
 def test_packing_matters_to_splash():
     q, k, v = _qkv()
     apart = splash_attention(q, k, v, _segments())
