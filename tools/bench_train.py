@@ -313,7 +313,11 @@ def sweep(configs: list, mesh, tokens: dict[str, np.ndarray], args: argparse.Nam
     return records, hf
 
 
-HF_SHAPE = ("preset", "num_layers", "hidden_size", "global_batch", "seq_len", "compute_dtype")
+def model_shape(args: argparse.Namespace, cfg) -> dict[str, Any]:
+    """The model and batch an `--hf-only` timing must share with the phijax run compared with it."""
+    return {"preset": args.preset, "num_layers": cfg.model.num_layers, "hidden_size": cfg.model.hidden_size,
+            "global_batch": cfg.train.global_batch, "seq_len": cfg.train.seq_len,
+            "compute_dtype": cfg.model.compute_dtype}
 
 
 def hf_only(args: argparse.Namespace) -> dict[str, Any]:
@@ -324,20 +328,17 @@ def hf_only(args: argparse.Namespace) -> dict[str, Any]:
     tokens = random_tokens(cfg.model.vocab_size, cfg.train.global_batch, cfg.train.seq_len)
     [times] = time_steps([hf_step(cfg.model, tokens, cfg.optim)], args.warmup, args.steps)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    shape = {"preset": args.preset, "num_layers": cfg.model.num_layers, "hidden_size": cfg.model.hidden_size,
-             "global_batch": cfg.train.global_batch, "seq_len": cfg.train.seq_len,
-             "compute_dtype": cfg.model.compute_dtype}
-    return {**shape, "torch_device": device, "torch": torch.__version__, "overrides": list(args.overrides),
+    return {**model_shape(args, cfg), "torch_device": device, "torch": torch.__version__, "overrides": list(args.overrides),
             "hf": {"status": "ok", **step_stats(times, cfg.train.global_batch * cfg.train.seq_len)}}
 
 
-def saved_hf(path: str, result: dict[str, Any]) -> dict[str, Any]:
+def saved_hf(path: str, shape: dict[str, Any]) -> dict[str, Any]:
     """The HF figures of an `--hf-only` run, refused unless it timed the same model and batch."""
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise SystemExit(f"bench_train: --hf-result {path}: cannot read it ({err}); run --hf-only first")
-    differ = [f"{k} {saved.get(k)!r} != {result[k]!r}" for k in HF_SHAPE if saved.get(k) != result[k]]
+    differ = [f"{k} {saved.get(k)!r} != {v!r}" for k, v in shape.items() if saved.get(k) != v]
     if differ or "hf" not in saved:
         raise SystemExit(f"bench_train: --hf-result {path} timed another model or batch "
                          f"({'; '.join(differ) or 'no hf record'}); rerun --hf-only with these flags")
@@ -359,12 +360,9 @@ def describe(args: argparse.Namespace, cfg, mesh) -> dict[str, Any]:
 
     device = mesh.devices.flat[0]
     return {
-        "preset": args.preset, "backend": jax.default_backend(), "device_kind": device.device_kind,
-        "devices": int(mesh.devices.size), "mesh": dict(mesh.shape), "num_layers": cfg.model.num_layers,
-        "hidden_size": cfg.model.hidden_size, "global_batch": cfg.train.global_batch,
-        "seq_len": cfg.train.seq_len, "documents_per_row": args.documents_per_row,
-        "grad_accum": cfg.train.grad_accum, "compute_dtype": cfg.model.compute_dtype,
-        "attention": cfg.model.attention, "overrides": list(args.overrides),
+        **model_shape(args, cfg), "backend": jax.default_backend(), "device_kind": device.device_kind,
+        "devices": int(mesh.devices.size), "mesh": dict(mesh.shape), "documents_per_row": args.documents_per_row,
+        "grad_accum": cfg.train.grad_accum, "attention": cfg.model.attention, "overrides": list(args.overrides),
         "matmul_parameters": metrics.matmul_parameters(cfg.model),
         "flops_per_token": metrics.flops_per_token(cfg.model, cfg.train.seq_len),
         "peak_flops": metrics.peak_flops(list(mesh.devices.flat), args.peak_tflops),
@@ -439,7 +437,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          f"(data x fsdp x grad_accum of mesh {dict(mesh.shape)}); change --batch or --mesh")
     tokens = random_tokens(cfg.model.vocab_size, cfg.train.global_batch, cfg.train.seq_len, args.documents_per_row)
     result = describe(args, cfg, mesh)
-    saved = saved_hf(args.hf_result, result) if args.hf_result else None  # refused before any compile
+    saved = saved_hf(args.hf_result, model_shape(args, cfg)) if args.hf_result else None  # refused before any compile
     records, hf = sweep(configs, mesh, tokens, args)
     hf = saved or hf
     ran = [r for r in records if r["status"] == "ok"]
