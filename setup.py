@@ -9,6 +9,7 @@ from setuptools import find_namespace_packages, setup
 
 setup(
     packages=find_namespace_packages(include=["phijax", "phijax.*"], exclude=["*.__pycache__"])
-    + ["phijax_plugins"],
+    + ["phijax_plugins", "phijax_plugins.evaluators", "phijax_plugins.generators"],
     package_dir={"phijax_plugins": "plugins"},
+    package_data={"phijax_plugins.generators": ["templates/*.txt"]},  # the prompt templates
 )

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from phijax.plugins import hookimpl
 
@@ -39,12 +40,12 @@ class JsonlSource:
     """
 
     def __init__(self, paths: Sequence[str] | str, text_field: str = "text"):
-        from phijax.data.sources import LineIndex, expand_paths
+        from phijax.data.records import LineIndex, expand_paths
 
         files = expand_paths(paths, "jsonl")
         for path in files:
             if path.suffix == ".zst":
-                from phijax.data.sources import DataError
+                from phijax.data.records import DataError
 
                 raise DataError(f"{path}: .zst is not supported; recompress with gzip (.jsonl.gz)")
         self.text_field = text_field
@@ -67,7 +68,7 @@ class ParquetSource:
     def __init__(self, paths: Sequence[str] | str, text_field: str = "text"):
         import pyarrow.parquet as pq
 
-        from phijax.data.sources import DataError, expand_paths
+        from phijax.data.records import DataError, expand_paths
 
         self.text_field = text_field
         self._files = expand_paths(paths, "parquet")
@@ -77,8 +78,10 @@ class ParquetSource:
             parquet = pq.ParquetFile(path)
             meta, columns = parquet.metadata, parquet.schema_arrow.names
             if text_field not in columns:
-                raise DataError(f"{path} has no column `{text_field}` (columns: "
-                                f"{', '.join(columns)}); set text_field in data.sources")
+                raise DataError(
+                    f"{path} has no column `{text_field}` (columns: "
+                    f"{', '.join(columns)}); set text_field in data.sources"
+                )
             in_file = 0
             for g in range(meta.num_row_groups):
                 self._groups.append((f, g, total, in_file))
@@ -92,7 +95,7 @@ class ParquetSource:
         return self._length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from phijax.data.sources import text_record
+        from phijax.data.records import text_record
 
         g = bisect.bisect_right(self._firsts, index) - 1
         f, _, first, first_in_file = self._groups[g]
@@ -119,7 +122,7 @@ class ArrayRecordSource:
     def __init__(self, paths: Sequence[str] | str, text_field: str = "text"):
         import grain
 
-        from phijax.data.sources import expand_paths
+        from phijax.data.records import expand_paths
 
         self.text_field = text_field
         self._files = expand_paths(paths, "array_record")
@@ -132,7 +135,7 @@ class ArrayRecordSource:
         return self._firsts[-1]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from phijax.data.sources import BadRecord
+        from phijax.data.records import BadRecord
 
         f = bisect.bisect_right(self._firsts, index) - 1
         local = index - self._firsts[f]
@@ -146,12 +149,14 @@ class ArrayRecordSource:
         return _json_record(text, self.text_field, where)
 
 
-def _json_record(text: str, text_field: str, where: str) -> dict[str, Any]:
+def _json_record(text: str | bytes, text_field: str, where: str) -> dict[str, Any]:
     """One JSON object → a record with its document in `text_field`; BadRecord names `where`."""
-    from phijax.data.sources import BadRecord, text_record
+    from phijax.data.records import BadRecord, text_record
 
     try:
         obj = json.loads(text)
+    except UnicodeDecodeError:  # a ValueError without `.msg`: bytes that are not UTF-8
+        raise BadRecord(where, "line is not UTF-8 text") from None
     except ValueError as err:
         raise BadRecord(where, f"not valid JSON ({err.msg})") from None
     return text_record(obj, text_field, where)
@@ -164,10 +169,11 @@ class CurriculumSource:
     passages; `chat`: user question, assistant worked solution), `kinds` (subset of problem kinds).
     """
 
-    def __init__(self, seed: int = 0, size: int = 1_000_000_000, format: str = "text",
-                 kinds: Sequence[str] | None = None):
+    def __init__(
+        self, seed: int = 0, size: int = 1_000_000_000, format: str = "text", kinds: Sequence[str] | None = None
+    ):
         from phijax.data import curriculum
-        from phijax.data.sources import DataError
+        from phijax.data.records import DataError
 
         if format not in ("text", "chat"):
             raise DataError(f"curriculum format must be `text` or `chat`, got {format!r}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from phijax.errors import PhijaxError
 from phijax.plugins import hookimpl
+from phijax.plugins.protocols import TOKENS
 from phijax.pts import Rollout, SuccessEstimate
 from phijax.verify import ProblemError
 
@@ -21,26 +22,48 @@ END_OF_SEQUENCE = -1  # Rollout.first_token of a continuation that stopped at on
 
 
 class MonteCarloEstimator:
-    """`est(problem, prefix_ids, *, policy, verifier, seed) -> SuccessEstimate`.
+    """`est(problem, prefix_ids, *, policy, verifier, seed) -> SuccessEstimate`, `policy` a `TokenPolicy`.
+
+    Rollouts end at `stop_tokens` (given by the PTS driver for the run's prompt format; None: the
+    policy's own), up to `max_new_tokens`, sampled at `temperature`.
 
     `prefix_ids` is the templated prompt followed by the first tokens of the response;
     `problem["prompt_ids"]` (the templated prompt alone, which the PTS driver stores in the record)
     tells where the response starts, so the verifier sees only the response text.
     """
 
-    def __init__(self, num_rollouts: int = 64, max_new_tokens: int = 1024,
-                 temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_rollouts: int = 64,
+        max_new_tokens: int = 1024,
+        temperature: float = 1.0,
+        stop_tokens: Sequence[int] | None = None,
+    ) -> None:
         if num_rollouts < 1 or max_new_tokens < 1 or temperature < 0:
-            raise PhijaxError("monte_carlo: num_rollouts and max_new_tokens must be >= 1 and "
-                              "temperature >= 0; fix the estimator options in the config")
+            raise PhijaxError(
+                "monte_carlo: num_rollouts and max_new_tokens must be >= 1 and "
+                "temperature >= 0; fix the estimator options in the config"
+            )
         self.num_rollouts, self.max_new_tokens, self.temperature = num_rollouts, max_new_tokens, temperature
+        self.stop_tokens = None if stop_tokens is None else tuple(int(t) for t in stop_tokens)
 
-    def __call__(self, problem: dict[str, Any], prefix_ids: Sequence[int], *, policy: Any,
-                 verifier: Any, seed: int) -> SuccessEstimate:
-        response_prefix = list(prefix_ids[len(_prompt_ids(problem, prefix_ids)):])
-        continuations = policy.complete(list(prefix_ids), num_samples=self.num_rollouts,
-                                        max_new_tokens=self.max_new_tokens,
-                                        temperature=self.temperature, seed=seed)
+    def __call__(
+        self, problem: dict[str, Any], prefix_ids: Sequence[int], *, policy: Any, verifier: Any, seed: int
+    ) -> SuccessEstimate:
+        if TOKENS not in getattr(policy, "capabilities", frozenset({TOKENS})):
+            raise PhijaxError(
+                f"the monte_carlo estimator samples rollouts from token ids, which policy {policy.name!r} cannot "
+                "take: use a local policy, or an OpenAI-compatible server that accepts token-id prompts (vLLM)"
+            )
+        response_prefix = list(prefix_ids[len(_prompt_ids(problem, prefix_ids)) :])
+        continuations = policy.complete(
+            list(prefix_ids),
+            num_samples=self.num_rollouts,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            seed=seed,
+            stop_tokens=self.stop_tokens,
+        )
         rollouts = []
         for continuation in continuations:
             response = policy.decode(response_prefix + list(continuation))
@@ -52,12 +75,16 @@ class MonteCarloEstimator:
 def _prompt_ids(problem: dict[str, Any], prefix_ids: Sequence[int]) -> list[int]:
     prompt = problem.get("prompt_ids")
     if prompt is None:
-        raise ProblemError("monte_carlo: the problem record has no 'prompt_ids' (the templated "
-                           "query's token ids); set it so the estimator knows where the response starts")
+        raise ProblemError(
+            "monte_carlo: the problem record has no 'prompt_ids' (the templated "
+            "query's token ids); set it so the estimator knows where the response starts"
+        )
     prompt = [int(t) for t in prompt]
-    if list(prefix_ids[:len(prompt)]) != prompt:
-        raise ProblemError("monte_carlo: prefix_ids does not start with problem['prompt_ids']; "
-                           "pass the templated prompt followed by the response prefix")
+    if list(prefix_ids[: len(prompt)]) != prompt:
+        raise ProblemError(
+            "monte_carlo: prefix_ids does not start with problem['prompt_ids']; "
+            "pass the templated prompt followed by the response prefix"
+        )
     return prompt
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from phijax.config import config_from_dict
 from phijax.data.curriculum import make_problem
 from phijax.data.pipeline import build_batches, tokenizer_for
+from phijax.train.config import TrainJob
 
 CASES = [
     # name, tokenizer, sources, global_batch, seq_len
@@ -48,12 +49,16 @@ def sources_for(kind: str, web: Path) -> list[dict[str, Any]]:
     return [curriculum, {"name": "web", "source": "jsonl", "paths": [str(web)], "weight": 0.4}]
 
 
-def run_case(name: str, tokenizer: str, kind: str, global_batch: int, seq_len: int,
-             batches: int, web: Path) -> dict[str, Any]:
-    cfg = config_from_dict({
-        "data": {"tokenizer": tokenizer, "sources": sources_for(kind, web)},
-        "train": {"global_batch": global_batch, "seq_len": seq_len},
-    })
+def run_case(
+    name: str, tokenizer: str, kind: str, global_batch: int, seq_len: int, batches: int, web: Path
+) -> dict[str, Any]:
+    cfg = config_from_dict(
+        {
+            "data": {"tokenizer": tokenizer, "sources": sources_for(kind, web)},
+            "train": {"global_batch": global_batch, "seq_len": seq_len},
+        },
+        root=TrainJob,
+    )
     iterator = build_batches(cfg, tokenizer=tokenizer_for(tokenizer))
     next(iterator)  # warm-up: file scans, first documents
     start = time.perf_counter()
@@ -61,9 +66,16 @@ def run_case(name: str, tokenizer: str, kind: str, global_batch: int, seq_len: i
     for _ in range(batches):
         tokens += int((next(iterator)["segment_ids"] > 0).sum())
     seconds = time.perf_counter() - start
-    return {"case": name, "tokenizer": tokenizer, "global_batch": global_batch,
-            "seq_len": seq_len, "batches": batches, "tokens": tokens, "seconds": seconds,
-            "tokens_per_s": tokens / seconds}
+    return {
+        "case": name,
+        "tokenizer": tokenizer,
+        "global_batch": global_batch,
+        "seq_len": seq_len,
+        "batches": batches,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+    }
 
 
 def main() -> None:
@@ -77,11 +89,11 @@ def main() -> None:
     print(f"{'case':<26}{'batch':>12}{'tokens':>12}{'seconds':>9}{'tokens/s':>12}")
     for r in results:
         shape = f"{r['global_batch']}x{r['seq_len']}"
-        print(f"{r['case']:<26}{shape:>12}{r['tokens']:>12,}{r['seconds']:>9.2f}"
-              f"{r['tokens_per_s']:>12,.0f}")
+        print(f"{r['case']:<26}{shape:>12}{r['tokens']:>12,}{r['seconds']:>9.2f}{r['tokens_per_s']:>12,.0f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": platform.node(), "processor": platform.processor(),
-                                    "results": results}, indent=2))
+    args.out.write_text(
+        json.dumps({"machine": platform.node(), "processor": platform.processor(), "results": results}, indent=2)
+    )
     print(f"wrote {args.out}")
 
 

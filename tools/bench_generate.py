@@ -60,11 +60,14 @@ import transformers
 from flax import nnx
 from transformers import Phi3ForCausalLM
 
-from phijax.config import ModelConfig, load_config, parse_override
+from phijax.config import parse_override
 from phijax.errors import ConfigError, PhijaxError
-from phijax.generate import Sampling, generate, sample_continuations
+from phijax.inference.api import generate, sample_continuations
+from phijax.inference.sampling import Sampling
+from phijax.model.config import ModelConfig
 from phijax.model.hf import save_hf
 from phijax.model.phi4 import Phi4
+from phijax.train.config import load_train_job
 
 GREEDY = Sampling(temperature=0.0)
 # torch's default thread count; on CPU HF is also timed on 1 thread, which wins on a busy shared
@@ -83,13 +86,16 @@ def model_config(preset: str, dtype: str, overrides: Sequence[str]) -> ModelConf
         if not key.startswith("model."):
             raise ConfigError(f"override {text!r}: only model.* keys apply to this benchmark, e.g. model.num_layers=4")
     dtypes = [f"model.param_dtype={dtype}", f"model.compute_dtype={dtype}"]
-    return load_config(overrides=[f"model.preset={preset}", *dtypes, *overrides]).model
+    return load_train_job(overrides=[f"model.preset={preset}", *dtypes, *overrides]).model
 
 
 def jit_init(cfg: ModelConfig) -> Phi4:
     """A randomly initialised model, built inside jit (fast even at 100M parameters), its params
     created directly in `cfg.param_dtype` on jax's default device."""
-    build = lambda: Phi4(cfg, rngs=nnx.Rngs(0))
+
+    def build() -> Phi4:
+        return Phi4(cfg, rngs=nnx.Rngs(0))
+
     graphdef, _ = nnx.split(nnx.eval_shape(build))
     return nnx.merge(graphdef, jax.jit(lambda: nnx.split(build())[1])())
 
@@ -121,18 +127,21 @@ def best_times(cases: dict[str, Callable[[], Any]], repeats: int) -> dict[str, t
 def phijax_cases(model: Phi4, prompts: np.ndarray, new_tokens: int) -> dict[str, Callable[[], np.ndarray]]:
     """`phijax batch` and `phijax shared` (rows of prompt 0); each returns tokens [batch, new_tokens]
     as numpy, so its timer sees the device finish."""
+
     def batch() -> np.ndarray:
         return generate(model, prompts.tolist(), max_new_tokens=new_tokens, sampling=GREEDY, stop_tokens=()).tokens
 
     def shared() -> np.ndarray:
-        return sample_continuations(model, prompts[0].tolist(), len(prompts), max_new_tokens=new_tokens,
-                                    sampling=GREEDY, stop_tokens=()).tokens
+        return sample_continuations(
+            model, prompts[0].tolist(), len(prompts), max_new_tokens=new_tokens, sampling=GREEDY, stop_tokens=()
+        ).tokens
 
     return {"phijax batch": batch, "phijax shared": shared}
 
 
-def hf_cases(hf_model: Phi3ForCausalLM, prompts: np.ndarray, new_tokens: int,
-             pad_id: int) -> dict[str, Callable[[], np.ndarray]]:
+def hf_cases(
+    hf_model: Phi3ForCausalLM, prompts: np.ndarray, new_tokens: int, pad_id: int
+) -> dict[str, Callable[[], np.ndarray]]:
     """Greedy HF `generate`: `hf batch` on a GPU, `hf batch Nt` per torch thread count on CPU."""
     ids = torch.tensor(prompts, device=TORCH_DEVICE)
     mask = torch.ones_like(ids)
@@ -142,11 +151,19 @@ def hf_cases(hf_model: Phi3ForCausalLM, prompts: np.ndarray, new_tokens: int,
             if threads is not None:
                 torch.set_num_threads(threads)
             with torch.no_grad():
-                out = hf_model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                        do_sample=False, use_cache=True, pad_token_id=pad_id)
+                out = hf_model.generate(
+                    ids,
+                    attention_mask=mask,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    use_cache=True,
+                    pad_token_id=pad_id,
+                )
             if TORCH_DEVICE.type == "cuda":
                 torch.cuda.synchronize()  # the timer must see the GPU finish, not the last launch
-            return out[:, prompts.shape[1]:].cpu().numpy()
+            return out[:, prompts.shape[1] :].cpu().numpy()
+
         return generated
 
     if TORCH_DEVICE.type == "cuda":
@@ -166,12 +183,20 @@ def bench_preset(cfg: ModelConfig, batch: int, prompt_len: int, new_tokens: int,
     rows = []
     for case, (seconds, tokens) in timed.items():
         reference = np.repeat(hf_tokens[:1], batch, 0) if case == "phijax shared" else hf_tokens
-        rows.append({
-            "preset": cfg.preset, "case": case, "batch": batch, "prompt_len": prompt_len, "new_tokens": new_tokens,
-            "num_layers": cfg.num_layers, "dtype": cfg.param_dtype,
-            "seconds": seconds, "tokens_per_s": batch * new_tokens / seconds,
-            "agree": float(np.mean(np.all(tokens == reference, axis=1))),
-        })
+        rows.append(
+            {
+                "preset": cfg.preset,
+                "case": case,
+                "batch": batch,
+                "prompt_len": prompt_len,
+                "new_tokens": new_tokens,
+                "num_layers": cfg.num_layers,
+                "dtype": cfg.param_dtype,
+                "seconds": seconds,
+                "tokens_per_s": batch * new_tokens / seconds,
+                "agree": float(np.mean(np.all(tokens == reference, axis=1))),
+            }
+        )
     hf_speed = max(r["tokens_per_s"] for r in rows if r["case"] in hf)
     for row in rows:
         row["vs_hf"] = row["tokens_per_s"] / hf_speed
@@ -182,21 +207,33 @@ def machine(dtype: str, overrides: Sequence[str]) -> dict[str, Any]:
     """Where the numbers came from: both frameworks' devices and versions, the dtype, the overrides."""
     gpu = torch.cuda.get_device_name(TORCH_DEVICE) if TORCH_DEVICE.type == "cuda" else None
     return {
-        "jax_backend": jax.default_backend(), "jax_device_kind": jax.devices()[0].device_kind,
-        "jax_devices": jax.device_count(), "torch_device": str(TORCH_DEVICE), "torch_gpu": gpu,
-        "dtype": dtype, "overrides": list(overrides), "cpu": platform.processor(), "cpu_count": os.cpu_count(),
-        "torch_threads": TORCH_THREADS, "jax": jax.__version__, "torch": torch.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_device_kind": jax.devices()[0].device_kind,
+        "jax_devices": jax.device_count(),
+        "torch_device": str(TORCH_DEVICE),
+        "torch_gpu": gpu,
+        "dtype": dtype,
+        "overrides": list(overrides),
+        "cpu": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": TORCH_THREADS,
+        "jax": jax.__version__,
+        "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'preset':<10} {'case':<14} {'layers':>6} {'dtype':>8} {'batch':>5} {'prompt':>6} {'new':>4} "
-          f"{'seconds':>8} {'tokens/s':>9} {'vs HF':>6} {'agree':>6}")
+    print(
+        f"{'preset':<10} {'case':<14} {'layers':>6} {'dtype':>8} {'batch':>5} {'prompt':>6} {'new':>4} "
+        f"{'seconds':>8} {'tokens/s':>9} {'vs HF':>6} {'agree':>6}"
+    )
     for r in rows:
-        print(f"{r['preset']:<10} {r['case']:<14} {r['num_layers']:>6} {r['dtype']:>8} {r['batch']:>5} "
-              f"{r['prompt_len']:>6} {r['new_tokens']:>4} {r['seconds']:>8.3f} {r['tokens_per_s']:>9.1f} "
-              f"{r['vs_hf']:>5.2f}x {r['agree']:>6.2f}")
+        print(
+            f"{r['preset']:<10} {r['case']:<14} {r['num_layers']:>6} {r['dtype']:>8} {r['batch']:>5} "
+            f"{r['prompt_len']:>6} {r['new_tokens']:>4} {r['seconds']:>8.3f} {r['tokens_per_s']:>9.1f} "
+            f"{r['vs_hf']:>5.2f}x {r['agree']:>6.2f}"
+        )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -206,11 +243,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--prompt-len", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compute-dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="weights and compute of both sides (phijax param_dtype and compute_dtype, HF dtype)")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="weights and compute of both sides (phijax param_dtype and compute_dtype, HF dtype)",
+    )
     parser.add_argument("--json", default="runs/bench_generate.json", help="where to write the results")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="model config overrides for every preset, e.g. model.num_layers=4")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="model config overrides for every preset, e.g. model.num_layers=4",
+    )
     return parser.parse_args(argv)
 
 
@@ -227,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(rows)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(args.compute_dtype, args.overrides), "results": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"machine": machine(args.compute_dtype, args.overrides), "results": rows}, indent=2) + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -5,7 +5,8 @@
 
 MFU divides by the vendor's peak (`phijax.train.metrics.PEAK_TFLOPS`; on a CPU, by its f32 rate of
 1024³ products, measured per process); this measures what the device actually sustains on the
-simplest possible work, so a train step's FLOP rate can also be read as a share of it. `--repeats` products are timed one by one after a warm-up (the compile),
+simplest possible work, so a train step's FLOP rate can also be read as a share of it. `--repeats`
+products are timed one by one after a warm-up (the compile),
 each ended by `block_until_ready`, on random data (zeros run faster on some GPUs). Reports the
 median and best rate; prints a table and writes JSON (`--json`).
 """
@@ -40,17 +41,25 @@ def measure(size: int, dtype: str, repeats: int) -> dict[str, Any]:
 
     times = matmul_seconds(size, dtype, repeats)
     flops = 2 * size**3
-    return {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "size": size,
-            "dtype": dtype, "times_s": times, "median_tflops": flops / statistics.median(times) / 1e12,
-            "best_tflops": flops / min(times) / 1e12}
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "size": size,
+        "dtype": dtype,
+        "times_s": times,
+        "median_tflops": flops / statistics.median(times) / 1e12,
+        "best_tflops": flops / min(times) / 1e12,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     r = measure(args.size, args.dtype, args.repeats)
-    print(f"{r['size']}³ {r['dtype']} matmul on {r['device_kind']} ({r['backend']}): "
-          f"{r['median_tflops']:.2f} TFLOP/s median, {r['best_tflops']:.2f} best of {args.repeats} "
-          f"(FLOPs = 2·size³)")
+    print(
+        f"{r['size']}³ {r['dtype']} matmul on {r['device_kind']} ({r['backend']}): "
+        f"{r['median_tflops']:.2f} TFLOP/s median, {r['best_tflops']:.2f} best of {args.repeats} "
+        f"(FLOPs = 2·size³)"
+    )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
     return 0

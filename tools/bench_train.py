@@ -39,7 +39,8 @@ process of its own with `--hf-only --json hf.json` (no jax work there), then phi
 
 `--profile` traces `--profile-steps` more steps of every configuration that ran with
 `jax.profiler.trace` into `<json name>_profile/<remat>/` beside the JSON file and summarises where
-device time goes (tools/profile_summary.py). Prints a table, then the profiles, and writes JSON
+device time goes (`phijax.train.profile`; on CPU, the time of XLA's thunks). Prints a table, then the
+profiles, and writes JSON
 (`--json`, default runs/bench_train.json): the shared description, one record per configuration,
 the best remat and the HF figures.
 """
@@ -60,9 +61,9 @@ from typing import Any
 
 import numpy as np
 
+from phijax.train.profile import format_summary, summarise_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))  # tools/ is no package: profile_summary is found through the path
-from profile_summary import format_summary, summarise_dir
 
 REMAT_POLICIES = ["none", "full", "dots", "dots_no_batch"]
 
@@ -74,11 +75,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-devices", type=int, help="split the CPU into this many devices")
     p.add_argument("--batch", type=int, default=8, help="global batch in sequences")
     p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--documents-per-row", type=int, default=1,
-                   help="1: no segment_ids (causal only); N: N packed documents per row")
+    p.add_argument(
+        "--documents-per-row",
+        type=int,
+        default=1,
+        help="1: no segment_ids (causal only); N: N packed documents per row",
+    )
     p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--remat", nargs="+", default=["none"], choices=REMAT_POLICIES,
-                   help="one or more policies, each benchmarked as its own configuration")
+    p.add_argument(
+        "--remat",
+        nargs="+",
+        default=["none"],
+        choices=REMAT_POLICIES,
+        help="one or more policies, each benchmarked as its own configuration",
+    )
     p.add_argument("--compute-dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--attention", default="xla", choices=["xla", "cudnn", "splash"])
     p.add_argument("--loss-chunk", type=int, default=1024)
@@ -86,8 +96,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--peak-tflops", type=float, help="peak per device (default: by device kind)")
     p.add_argument("--compare-hf", action="store_true", help="also time HF transformers + torch AdamW")
-    p.add_argument("--hf-only", action="store_true",
-                   help="time only HF (no jax work) and write its figures, for --hf-result in another process")
+    p.add_argument(
+        "--hf-only",
+        action="store_true",
+        help="time only HF (no jax work) and write its figures, for --hf-result in another process",
+    )
     p.add_argument("--hf-result", metavar="FILE", help="compare with the HF figures an --hf-only run wrote")
     p.add_argument("--profile", action="store_true", help="trace more steps and summarise device time")
     p.add_argument("--profile-steps", type=int, default=3)
@@ -101,32 +114,47 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.compare_hf and args.grad_accum != 1:
         raise SystemExit("bench_train: --compare-hf trains HF in one pass; drop --grad-accum")
     if args.documents_per_row < 1 or args.seq_len % args.documents_per_row:
-        raise SystemExit(f"bench_train: --documents-per-row {args.documents_per_row} must divide --seq-len "
-                         f"{args.seq_len}; choose a divisor of the sequence length")
+        raise SystemExit(
+            f"bench_train: --documents-per-row {args.documents_per_row} must divide --seq-len "
+            f"{args.seq_len}; choose a divisor of the sequence length"
+        )
     if sum([args.compare_hf, args.hf_only, args.hf_result is not None]) > 1:
         raise SystemExit("bench_train: --compare-hf, --hf-only and --hf-result are alternatives; pick one")
     if (args.compare_hf or args.hf_only) and args.documents_per_row != 1:
-        raise SystemExit("bench_train: --compare-hf trains HF on one document per row; "
-                         "drop --documents-per-row or --compare-hf")
+        raise SystemExit(
+            "bench_train: --compare-hf trains HF on one document per row; drop --documents-per-row or --compare-hf"
+        )
 
 
 def bench_config(args: argparse.Namespace, remat: str):
     """The run config of one configuration: the preset with the flags, `remat`, then the overrides."""
-    from phijax.config import load_config
+    from phijax.train.config import load_train_job
 
     data, fsdp, tensor = args.mesh.split(",")
-    return load_config([], [
-        f"model.preset={args.preset}", f"model.remat={remat}", f"model.attention={args.attention}",
-        f"model.compute_dtype={args.compute_dtype}", f"mesh.data={data}", f"mesh.fsdp={fsdp}",
-        f"mesh.tensor={tensor}", f"train.global_batch={args.batch}", f"train.seq_len={args.seq_len}",
-        f"train.grad_accum={args.grad_accum}", f"train.loss_chunk={args.loss_chunk}",
-        f"train.steps={args.warmup + args.steps + args.profile * args.profile_steps}", "optim.warmup_steps=1",
-        *args.overrides,
-    ])
+    return load_train_job(
+        [],
+        [
+            f"model.preset={args.preset}",
+            f"model.remat={remat}",
+            f"model.attention={args.attention}",
+            f"model.compute_dtype={args.compute_dtype}",
+            f"mesh.data={data}",
+            f"mesh.fsdp={fsdp}",
+            f"mesh.tensor={tensor}",
+            f"train.global_batch={args.batch}",
+            f"train.seq_len={args.seq_len}",
+            f"train.grad_accum={args.grad_accum}",
+            f"train.loss_chunk={args.loss_chunk}",
+            f"train.steps={args.warmup + args.steps + args.profile * args.profile_steps}",
+            "optim.warmup_steps=1",
+            *args.overrides,
+        ],
+    )
 
 
-def random_tokens(vocab: int, batch: int, seq_len: int, documents_per_row: int = 1,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+def random_tokens(
+    vocab: int, batch: int, seq_len: int, documents_per_row: int = 1, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Random ids and next-token targets [batch, seq_len], every token trained.
 
     One document per row: no `segment_ids`. N per row: N equal documents with segment ids 1..N and
@@ -135,8 +163,12 @@ def random_tokens(vocab: int, batch: int, seq_len: int, documents_per_row: int =
     ids = np.random.default_rng(seed).integers(0, vocab, (batch, seq_len + 1), dtype=np.int32)
     length = seq_len // documents_per_row
     positions = np.tile(np.arange(length, dtype=np.int32), (batch, documents_per_row))
-    tokens = {"input_ids": ids[:, :-1], "targets": ids[:, 1:], "positions": positions,
-              "loss_mask": np.ones((batch, seq_len), np.int32)}
+    tokens = {
+        "input_ids": ids[:, :-1],
+        "targets": ids[:, 1:],
+        "positions": positions,
+        "loss_mask": np.ones((batch, seq_len), np.int32),
+    }
     if documents_per_row > 1:
         segments = np.repeat(np.arange(1, documents_per_row + 1, dtype=np.int32), length)
         tokens["segment_ids"] = np.tile(segments, (batch, 1))
@@ -199,8 +231,9 @@ def hf_step(model_cfg, tokens: dict[str, np.ndarray], optim) -> Callable[[], Non
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = Phi3ForCausalLM(Phi3Config.from_dict(config_to_hf(model_cfg, "float32"))).to(device).train()
-    adamw = torch.optim.AdamW(model.parameters(), lr=optim.peak_lr, betas=(optim.b1, optim.b2),
-                              eps=optim.eps, weight_decay=optim.weight_decay)
+    adamw = torch.optim.AdamW(
+        model.parameters(), lr=optim.peak_lr, betas=(optim.b1, optim.b2), eps=optim.eps, weight_decay=optim.weight_decay
+    )
     ids = torch.from_numpy(tokens["input_ids"]).long().to(device)  # HF shifts labels itself
     autocast = device == "cuda" and model_cfg.compute_dtype == "bfloat16"
 
@@ -220,8 +253,13 @@ def hf_step(model_cfg, tokens: dict[str, np.ndarray], optim) -> Callable[[], Non
 def step_stats(times: list[float], tokens_per_step: int) -> dict[str, Any]:
     """Median and best step time of timed steps, and the tokens/s of each."""
     step_time = statistics.median(times)
-    return {"step_time_s": step_time, "step_times_s": times, "tokens_per_s": tokens_per_step / step_time,
-            "best_step_time_s": min(times), "best_tokens_per_s": tokens_per_step / min(times)}
+    return {
+        "step_time_s": step_time,
+        "step_times_s": times,
+        "tokens_per_s": tokens_per_step / step_time,
+        "best_step_time_s": min(times),
+        "best_tokens_per_s": tokens_per_step / min(times),
+    }
 
 
 def out_of_memory_in(err: RuntimeError) -> str | None:
@@ -242,8 +280,9 @@ def profile_steps(run_step: Callable[[], None], trace_dir: Path, steps: int) -> 
     return summarise_dir(trace_dir)
 
 
-def bench_configuration(cfg, mesh, tokens: dict[str, np.ndarray], args: argparse.Namespace,
-                        hf_run: Callable[[], None] | None) -> dict[str, Any]:
+def bench_configuration(
+    cfg, mesh, tokens: dict[str, np.ndarray], args: argparse.Namespace, hf_run: Callable[[], None] | None
+) -> dict[str, Any]:
     """One remat configuration: compile, time (taking turns with `hf_run` if given), profile.
 
     Out of device memory gives a record with status "out of memory", the side that ran out and
@@ -260,8 +299,12 @@ def bench_configuration(cfg, mesh, tokens: dict[str, np.ndarray], args: argparse
         side = out_of_memory_in(err)
         if side is None:
             raise
-        return {"remat": remat, "status": "out of memory", "out_of_memory_in": side,
-                "error": str(err).strip().splitlines()[0]}
+        return {
+            "remat": remat,
+            "status": "out of memory",
+            "out_of_memory_in": side,
+            "error": str(err).strip().splitlines()[0],
+        }
     tokens_per_step = cfg.train.global_batch * cfg.train.seq_len
     record = {"remat": remat, "status": "ok", "compile_s": compile_s, **step_stats(times[0], tokens_per_step)}
     peak = metrics.peak_flops(list(mesh.devices.flat), args.peak_tflops)
@@ -294,8 +337,9 @@ def free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def sweep(configs: list, mesh, tokens: dict[str, np.ndarray], args: argparse.Namespace
-          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def sweep(
+    configs: list, mesh, tokens: dict[str, np.ndarray], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(a record per configuration, the HF figures or None), HF timed beside the first that runs."""
     hf_run = hf_step(configs[0].model, tokens, configs[0].optim) if args.compare_hf else None
     records, hf = [], None
@@ -315,9 +359,14 @@ def sweep(configs: list, mesh, tokens: dict[str, np.ndarray], args: argparse.Nam
 
 def model_shape(args: argparse.Namespace, cfg) -> dict[str, Any]:
     """The model and batch an `--hf-only` timing must share with the phijax run compared with it."""
-    return {"preset": args.preset, "num_layers": cfg.model.num_layers, "hidden_size": cfg.model.hidden_size,
-            "global_batch": cfg.train.global_batch, "seq_len": cfg.train.seq_len,
-            "compute_dtype": cfg.model.compute_dtype}
+    return {
+        "preset": args.preset,
+        "num_layers": cfg.model.num_layers,
+        "hidden_size": cfg.model.hidden_size,
+        "global_batch": cfg.train.global_batch,
+        "seq_len": cfg.train.seq_len,
+        "compute_dtype": cfg.model.compute_dtype,
+    }
 
 
 def hf_only(args: argparse.Namespace) -> dict[str, Any]:
@@ -328,8 +377,13 @@ def hf_only(args: argparse.Namespace) -> dict[str, Any]:
     tokens = random_tokens(cfg.model.vocab_size, cfg.train.global_batch, cfg.train.seq_len)
     [times] = time_steps([hf_step(cfg.model, tokens, cfg.optim)], args.warmup, args.steps)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {**model_shape(args, cfg), "torch_device": device, "torch": torch.__version__, "overrides": list(args.overrides),
-            "hf": {"status": "ok", **step_stats(times, cfg.train.global_batch * cfg.train.seq_len)}}
+    return {
+        **model_shape(args, cfg),
+        "torch_device": device,
+        "torch": torch.__version__,
+        "overrides": list(args.overrides),
+        "hf": {"status": "ok", **step_stats(times, cfg.train.global_batch * cfg.train.seq_len)},
+    }
 
 
 def saved_hf(path: str, shape: dict[str, Any]) -> dict[str, Any]:
@@ -337,11 +391,13 @@ def saved_hf(path: str, shape: dict[str, Any]) -> dict[str, Any]:
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise SystemExit(f"bench_train: --hf-result {path}: cannot read it ({err}); run --hf-only first")
+        raise SystemExit(f"bench_train: --hf-result {path}: cannot read it ({err}); run --hf-only first") from None
     differ = [f"{k} {saved.get(k)!r} != {v!r}" for k, v in shape.items() if saved.get(k) != v]
     if differ or "hf" not in saved:
-        raise SystemExit(f"bench_train: --hf-result {path} timed another model or batch "
-                         f"({'; '.join(differ) or 'no hf record'}); rerun --hf-only with these flags")
+        raise SystemExit(
+            f"bench_train: --hf-result {path} timed another model or batch "
+            f"({'; '.join(differ) or 'no hf record'}); rerun --hf-only with these flags"
+        )
     return {**saved["hf"], "source": f"separate process ({path})", "torch_device": saved.get("torch_device")}
 
 
@@ -360,13 +416,20 @@ def describe(args: argparse.Namespace, cfg, mesh) -> dict[str, Any]:
 
     device = mesh.devices.flat[0]
     return {
-        **model_shape(args, cfg), "backend": jax.default_backend(), "device_kind": device.device_kind,
-        "devices": int(mesh.devices.size), "mesh": dict(mesh.shape), "documents_per_row": args.documents_per_row,
-        "grad_accum": cfg.train.grad_accum, "attention": cfg.model.attention, "overrides": list(args.overrides),
+        **model_shape(args, cfg),
+        "backend": jax.default_backend(),
+        "device_kind": device.device_kind,
+        "devices": int(mesh.devices.size),
+        "mesh": dict(mesh.shape),
+        "documents_per_row": args.documents_per_row,
+        "grad_accum": cfg.train.grad_accum,
+        "attention": cfg.model.attention,
+        "overrides": list(args.overrides),
         "matmul_parameters": metrics.matmul_parameters(cfg.model),
         "flops_per_token": metrics.flops_per_token(cfg.model, cfg.train.seq_len),
         "peak_flops": metrics.peak_flops(list(mesh.devices.flat), args.peak_tflops),
-        "warmup_steps": args.warmup, "timed_steps": args.steps,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
     }
 
 
@@ -376,27 +439,37 @@ def format_table(r: dict[str, Any]) -> str:
     documents = f"{r['documents_per_row']} document{'s' if r['documents_per_row'] > 1 else ''} per row"
     hf = r.get("hf")
     lines = [
-        (f"{r['preset']} (num_layers {r['num_layers']}, hidden {r['hidden_size']}) on {r['devices']} x "
-         f"{r['device_kind']} ({r['backend']}), mesh {mesh}, batch {r['global_batch']} x {r['seq_len']}, {documents}, "
-         f"{r['compute_dtype']}, attention {r['attention']}"),
-        (f"  {'remat':<14}{'compile':>8}{'median step':>13}{'tokens/s':>12}{'best step':>11}{'tokens/s':>12}"
-         f"{'MFU':>8}{'memory':>11}" + (f"{'vs HF':>14}" if hf else "")),
+        (
+            f"{r['preset']} (num_layers {r['num_layers']}, hidden {r['hidden_size']}) on {r['devices']} x "
+            f"{r['device_kind']} ({r['backend']}), mesh {mesh}, batch {r['global_batch']} x {r['seq_len']}, "
+            f"{documents}, {r['compute_dtype']}, attention {r['attention']}"
+        ),
+        (
+            f"  {'remat':<14}{'compile':>8}{'median step':>13}{'tokens/s':>12}{'best step':>11}{'tokens/s':>12}"
+            f"{'MFU':>8}{'memory':>11}" + (f"{'vs HF':>14}" if hf else "")
+        ),
     ]
     lines += [_row(c) for c in r["configurations"]]
     if hf:
-        lines.append(f"  {'HF torch':<14}{'':>8}{_times(hf)}" if hf["status"] == "ok"
-                     else f"  {'HF torch':<14}out of memory ({hf['error'][:90]})")
+        lines.append(
+            f"  {'HF torch':<14}{'':>8}{_times(hf)}"
+            if hf["status"] == "ok"
+            else f"  {'HF torch':<14}out of memory ({hf['error'][:90]})"
+        )
         taken = hf.get("source", "taken beside the first configuration that ran")
         lines.append(f"  vs HF: phijax / HF tokens/s, median steps / best steps, against the one HF timing, {taken}")
     lines.append(f"  best: {r['best_remat'] or 'no configuration ran'} (highest median tokens/s)")
     peak = f"{r['peak_flops'] / 1e12:.2f} TFLOP/s" if r["peak_flops"] else "unknown (pass --peak-tflops)"
     if r["backend"] == "cpu" and r["peak_flops"]:
         peak += " (this host's measured f32 matmul rate)"
-    lines.append(f"  MFU = flops_per_token {r['flops_per_token']:.4g} x tokens/s / peak {peak}"
-                 f"  (flops_per_token = 6·N_matmul + 6·L·S·H·D_h, N_matmul {r['matmul_parameters']:,})")
+    lines.append(
+        f"  MFU = flops_per_token {r['flops_per_token']:.4g} x tokens/s / peak {peak}"
+        f"  (flops_per_token = 6·N_matmul + 6·L·S·H·D_h, N_matmul {r['matmul_parameters']:,})"
+    )
     lines.append("  memory: the compiled step per device (arguments + outputs - donated + temporaries + code)")
-    peaks = [c["device_peak_bytes_in_use_so_far"] for c in r["configurations"]
-             if c.get("device_peak_bytes_in_use_so_far")]
+    peaks = [
+        c["device_peak_bytes_in_use_so_far"] for c in r["configurations"] if c.get("device_peak_bytes_in_use_so_far")
+    ]
     if peaks:
         lines.append(f"  device peak_bytes_in_use over the whole process: {max(peaks) / 1024**3:.2f} GiB")
     return "\n".join(lines)
@@ -404,10 +477,12 @@ def format_table(r: dict[str, Any]) -> str:
 
 def format_hf_only(r: dict[str, Any]) -> str:
     """One HF-only timing as a header and a row."""
-    return (f"HF torch only: {r['preset']} (num_layers {r['num_layers']}) on {r['torch_device']}, batch "
-            f"{r['global_batch']} x {r['seq_len']}, {r['compute_dtype']}\n"
-            f"  {'':<14}{'median step':>12}{'tokens/s':>12}{'best step':>11}{'tokens/s':>12}\n"
-            f"  {'HF torch':<14}{_times(r['hf'])}")
+    return (
+        f"HF torch only: {r['preset']} (num_layers {r['num_layers']}) on {r['torch_device']}, batch "
+        f"{r['global_batch']} x {r['seq_len']}, {r['compute_dtype']}\n"
+        f"  {'':<14}{'median step':>12}{'tokens/s':>12}{'best step':>11}{'tokens/s':>12}\n"
+        f"  {'HF torch':<14}{_times(r['hf'])}"
+    )
 
 
 def _row(c: dict[str, Any]) -> str:
@@ -415,13 +490,17 @@ def _row(c: dict[str, Any]) -> str:
         return f"  {c['remat']:<14}out of memory in {c['out_of_memory_in']} ({c['error'][:90]})"
     mfu = f"{c['mfu']:.2%}" if c["mfu"] is not None else "n/a"
     ratio = f"{c['hf_ratio']:>8.2f}x/{c['hf_ratio_best']:.2f}x" if "hf_ratio" in c else ""
-    return (f"  {c['remat']:<14}{c['compile_s']:>7.1f}s{_times(c)}{mfu:>8}"
-            f"{c['compiled_memory_bytes']['total'] / 1024**3:>7.2f} GiB{ratio}")
+    return (
+        f"  {c['remat']:<14}{c['compile_s']:>7.1f}s{_times(c)}{mfu:>8}"
+        f"{c['compiled_memory_bytes']['total'] / 1024**3:>7.2f} GiB{ratio}"
+    )
 
 
 def _times(r: dict[str, Any]) -> str:
-    return (f"{r['step_time_s'] * 1e3:>11.1f}ms{r['tokens_per_s']:>12,.0f}"
-            f"{r['best_step_time_s'] * 1e3:>9.1f}ms{r['best_tokens_per_s']:>12,.0f}")
+    return (
+        f"{r['step_time_s'] * 1e3:>11.1f}ms{r['tokens_per_s']:>12,.0f}"
+        f"{r['best_step_time_s'] * 1e3:>9.1f}ms{r['best_tokens_per_s']:>12,.0f}"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -433,8 +512,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mesh = build_mesh(cfg.mesh)
     rows = mesh.shape["data"] * mesh.shape["fsdp"] * cfg.train.grad_accum
     if cfg.train.global_batch % rows:
-        raise SystemExit(f"bench_train: --batch {cfg.train.global_batch} must be a multiple of {rows} "
-                         f"(data x fsdp x grad_accum of mesh {dict(mesh.shape)}); change --batch or --mesh")
+        raise SystemExit(
+            f"bench_train: --batch {cfg.train.global_batch} must be a multiple of {rows} "
+            f"(data x fsdp x grad_accum of mesh {dict(mesh.shape)}); change --batch or --mesh"
+        )
     tokens = random_tokens(cfg.model.vocab_size, cfg.train.global_batch, cfg.train.seq_len, args.documents_per_row)
     result = describe(args, cfg, mesh)
     saved = saved_hf(args.hf_result, model_shape(args, cfg)) if args.hf_result else None  # refused before any compile

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -33,17 +32,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--remat", choices=["none", "full", "dots", "dots_no_batch"])
     p.add_argument("--compute-dtype", choices=["float32", "bfloat16"])
     p.add_argument("--hbm-gib", type=float, help="memory per device in GiB (default: by device kind)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides, e.g. model.attention=cudnn")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="more config overrides, e.g. model.attention=cudnn"
+    )
     return p.parse_args(argv)
 
 
 def plan_overrides(args: argparse.Namespace, devices: int) -> list[str]:
     """Config overrides for the flags given."""
     data, fsdp, tensor = args.mesh.split(",")
-    out = [f"mesh.data={data}", f"mesh.fsdp={fsdp}", f"mesh.tensor={tensor}",
-           f"train.global_batch={args.batch or devices}", f"train.grad_accum={args.grad_accum}"]
-    for flag, key in (("preset", "model.preset"), ("seq_len", "train.seq_len"),
-                      ("remat", "model.remat"), ("compute_dtype", "model.compute_dtype")):
+    out = [
+        f"mesh.data={data}",
+        f"mesh.fsdp={fsdp}",
+        f"mesh.tensor={tensor}",
+        f"train.global_batch={args.batch or devices}",
+        f"train.grad_accum={args.grad_accum}",
+    ]
+    for flag, key in (
+        ("preset", "model.preset"),
+        ("seq_len", "train.seq_len"),
+        ("remat", "model.remat"),
+        ("compute_dtype", "model.compute_dtype"),
+    ):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
     return out + list(args.overrides)
@@ -53,23 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     topology = None
     if args.topology:
-        from aot_compile import tpu_topology
+        from phijax.parallel.topology import TopologyError, tpu_topology
 
-        topology = tpu_topology(args.topology)
+        try:
+            topology = tpu_topology(args.topology)
+        except TopologyError as err:
+            raise SystemExit(f"plan: {err}") from None
     count = args.devices or (len(topology.devices) if topology else 8)
     flags = os.environ.get("XLA_FLAGS", "")  # placeholder CPU devices for the layout, before jax starts
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
     import jax
 
-    from phijax.config import load_config
     from phijax.errors import PhijaxError
     from phijax.parallel.mesh import build_mesh
+    from phijax.train.config import load_train_job
     from phijax.train.memory import analytic_memory, device_memory_gib
     from phijax.train.optim import make_optimizer
     from phijax.train.state import state_layout
 
     try:
-        cfg = load_config([args.config], plan_overrides(args, count))
+        cfg = load_train_job([args.config], plan_overrides(args, count))
         mesh = build_mesh(cfg.mesh, devices=jax.devices("cpu")[:count])
         layout = state_layout(cfg.model, make_optimizer(cfg.optim, cfg.train.steps), mesh, cfg.mesh.rules)
     except PhijaxError as err:
@@ -91,12 +104,17 @@ def compiled_bytes(cfg, topology) -> int:
 
 def format_plan(cfg, mesh: dict[str, int], memory, hbm_gib: float | None, compiled_total: int | None) -> str:
     """The plan as a table, with the verdict against the device memory."""
-    gib = lambda n: f"{n / 1024**3:9.2f} GiB"
+
+    def gib(n: float) -> str:
+        return f"{n / 1024**3:9.2f} GiB"
+
     rows = cfg.train.global_batch // cfg.train.grad_accum // (mesh["data"] * mesh["fsdp"])
     lines = [
-        (f"{cfg.model.preset}: mesh {' '.join(f'{k}={v}' for k, v in mesh.items())}, batch "
-         f"{cfg.train.global_batch} x {cfg.train.seq_len} (grad_accum {cfg.train.grad_accum}, "
-         f"{rows} rows a device a micro-batch), remat {cfg.model.remat}, compute {cfg.model.compute_dtype}"),
+        (
+            f"{cfg.model.preset}: mesh {' '.join(f'{k}={v}' for k, v in mesh.items())}, batch "
+            f"{cfg.train.global_batch} x {cfg.train.seq_len} (grad_accum {cfg.train.grad_accum}, "
+            f"{rows} rows a device a micro-batch), remat {cfg.model.remat}, compute {cfg.model.compute_dtype}"
+        ),
         "per device",
         f"  parameters (fp32)          {gib(memory.params)}",
         f"  optimizer (2 Adam moments) {gib(memory.opt_state)}",

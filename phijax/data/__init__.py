@@ -1,5 +1,13 @@
-"""Tokenizers and the training data pipeline: sources → mixture → tokenize → pack → global batch."""
+"""Tokenizers and the training data pipeline: sources → mixture → tokenize → pack → global batch.
 
-from phijax.data.tokenizer import Tokenizer, load_tokenizer
+A lazy namespace: `phijax.data.config` and friends import without pulling in grain or jax.
+"""
 
-__all__ = ["Tokenizer", "load_tokenizer"]
+from __future__ import annotations
+
+from phijax.lazy import lazy_attributes
+
+_LAZY = {"Tokenizer": "phijax.data.tokenizer", "load_tokenizer": "phijax.data.tokenizer"}
+__all__ = list(_LAZY)
+
+__getattr__ = lazy_attributes(__name__, _LAZY)

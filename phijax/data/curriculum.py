@@ -2,7 +2,8 @@
 
 In the spirit of Phi-4's synthetic "textbook" data, each problem comes with a step-by-step solution
 written as a textbook would (column addition with carries, subtraction with borrows, multiplication
-by partial products, long division) and a final line `Answer: ...` that `check_answer` verifies.
+by partial products, long division) and a final line `Answer: ...` that `check_answer` verifies
+(read by `phijax.verify.answers.extract_answer`, the one final-answer reader).
 Problem `index` under `seed` is always the same problem, so the curriculum is a random-access data
 source of any size, and PTS and evaluation can regenerate the exact questions and their answers.
 """
@@ -10,13 +11,12 @@ source of any size, and PTS and evaluation can regenerate the exact questions an
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
+from phijax.verify.answers import extract_answer
+
 KINDS = ("addition", "subtraction", "multiplication", "division")
-_ANSWER = re.compile(r"Answer:\s*(-?\d+(?: remainder \d+)?)")
-_PLACES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands",
-           "millions", "ten-millions")
+_PLACES = ("ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands", "millions", "ten-millions")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class Problem:
     @property
     def messages(self) -> list[dict[str, str]]:
         """The problem as a chat: the user asks, the assistant works it out."""
-        return [{"role": "user", "content": self.question},
-                {"role": "assistant", "content": self.solution}]
+        return [{"role": "user", "content": self.question}, {"role": "assistant", "content": self.solution}]
 
 
 def make_problem(seed: int, index: int, kinds: tuple[str, ...] = KINDS) -> Problem:
@@ -59,14 +58,9 @@ def make_problem(seed: int, index: int, kinds: tuple[str, ...] = KINDS) -> Probl
     raise ValueError(f"unknown curriculum kind {kind!r}: choose from {', '.join(KINDS)}")
 
 
-def extract_answer(text: str) -> str | None:
-    """The value of the last `Answer: ...` line of a solution, or None if there is none."""
-    found = _ANSWER.findall(text)
-    return found[-1] if found else None
-
-
 def check_answer(problem: Problem, text: str) -> bool:
-    """Whether `text` (a model's completion) ends in the problem's correct answer."""
+    """Whether `text` (a model's completion) ends in the problem's correct answer: its final answer
+    (`phijax.verify.answers.extract_answer`, here the last `Answer: ...` line) is exactly the answer."""
     return extract_answer(text) == problem.answer
 
 
@@ -85,8 +79,10 @@ def addition(a: int, b: int) -> Problem:
     if carry:
         steps.append(f"- The last carry, {carry}, becomes the leading digit.")
     answer = str(a + b)
-    intro = ("Line the numbers up by place value and add column by column from the right, "
-             "carrying whenever a column adds up to ten or more.")
+    intro = (
+        "Line the numbers up by place value and add column by column from the right, "
+        "carrying whenever a column adds up to ten or more."
+    )
     body = "\n".join(steps)
     text = f"{intro}\n{body}\nReading the written digits from left to right gives {answer}.\nAnswer: {answer}"
     return Problem("addition", a, b, f"Compute {a} + {b}.", text, answer)
@@ -100,15 +96,18 @@ def subtraction(a: int, b: int) -> Problem:
         x, y = _at(da, place) - borrow, _at(db, place)
         lent = f"{x + borrow} - 1 (lent) = {x}; " if borrow else ""
         if x < y:
-            steps.append(f"- {_place(place)} column: {lent}{x} is less than {y}, so borrow ten: "
-                         f"{x + 10} - {y} = {x + 10 - y}.")
+            steps.append(
+                f"- {_place(place)} column: {lent}{x} is less than {y}, so borrow ten: {x + 10} - {y} = {x + 10 - y}."
+            )
             borrow = 1
         else:
             steps.append(f"- {_place(place)} column: {lent}{x} - {y} = {x - y}.")
             borrow = 0
     answer = str(a - b)
-    intro = ("Line the numbers up by place value and subtract column by column from the right, "
-             "borrowing ten from the next column when the top digit is too small.")
+    intro = (
+        "Line the numbers up by place value and subtract column by column from the right, "
+        "borrowing ten from the next column when the top digit is too small."
+    )
     body = "\n".join(steps)
     text = f"{intro}\n{body}\nReading the digits from left to right gives {answer}.\nAnswer: {answer}"
     return Problem("subtraction", a, b, f"Compute {a} - {b}.", text, answer)
@@ -136,14 +135,17 @@ def division(a: int, b: int) -> Problem:
     for digit in str(a):
         rest = rest * 10 + int(digit)
         q = rest // b
-        steps.append(f"- Bring down {digit} to make {rest}. {rest} ÷ {b} = {q}, "
-                     f"and {rest} - {q * b} = {rest - q * b} is left.")
+        steps.append(
+            f"- Bring down {digit} to make {rest}. {rest} ÷ {b} = {q}, and {rest} - {q * b} = {rest - q * b} is left."
+        )
         quotient += str(q)
         rest -= q * b
     answer = f"{a // b} remainder {a % b}"
     intro = f"Divide {a} by {b} digit by digit from the left."
-    text = (f"{intro}\n" + "\n".join(steps) + f"\nThe quotient digits read {quotient}, so "
-            f"{a} ÷ {b} = {a // b} with remainder {a % b}.\nAnswer: {answer}")
+    text = (
+        f"{intro}\n" + "\n".join(steps) + f"\nThe quotient digits read {quotient}, so "
+        f"{a} ÷ {b} = {a // b} with remainder {a % b}.\nAnswer: {answer}"
+    )
     return Problem("division", a, b, f"Divide {a} by {b}; give the quotient and remainder.", text, answer)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from phijax.data.sources import BadRecord
+from phijax.data.records import BadRecord
 from phijax.data.tokenizer import Tokenizer
 
 _EMPTY = np.zeros(0, np.int32)

@@ -17,16 +17,17 @@ draws exactly the documents it would have drawn.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import grain
 
 from phijax.data.documents import Document
-from phijax.data.sources import DataError
+from phijax.data.records import DataError
 
 log = logging.getLogger("phijax.data")
 MAX_BAD_EXAMPLES = 5  # `file:line`s kept per source (the count is exact)
-MAX_BAD_WARNINGS = 10  # warnings per source and row before going quiet
+MAX_BAD_WARNINGS = 10  # distinct bad records warned about per source before going quiet
 
 OnEpochCap = Literal["stop", "renormalize"]
 
@@ -35,8 +36,12 @@ class MixtureDataset(grain.IterDataset):
     """Documents from `parents` (one grain dataset of `Document`s per source) in token shares `weights`."""
 
     def __init__(
-        self, parents: Sequence[grain.IterDataset], weights: Sequence[float], names: Sequence[str],
-        on_epoch_cap: OnEpochCap = "renormalize", strict: bool = False,
+        self,
+        parents: Sequence[grain.IterDataset],
+        weights: Sequence[float],
+        names: Sequence[str],
+        on_epoch_cap: OnEpochCap = "renormalize",
+        strict: bool = False,
     ):
         super().__init__(list(parents))
         if len(weights) != len(parents) or not any(w > 0 for w in weights):
@@ -50,6 +55,26 @@ class MixtureDataset(grain.IterDataset):
 
     def __iter__(self) -> MixtureIterator:
         return MixtureIterator(self)
+
+
+_REPORTED: dict[str, set[str]] = {}  # source name → bad records already reported in this process
+
+
+def report_bad_record(name: str, where: str) -> None:
+    """Warn about a bad record once per process, however often it is re-read (epochs, rows, resumes);
+    after `MAX_BAD_WARNINGS` distinct ones of a source, only counted (`distinct_bad_records`)."""
+    seen = _REPORTED.setdefault(name, set())
+    if where in seen:
+        return
+    seen.add(where)
+    if len(seen) <= MAX_BAD_WARNINGS:
+        more = "" if len(seen) < MAX_BAD_WARNINGS else " (further ones are counted, not shown)"
+        log.warning("skipping bad record in data source `%s`: %s%s", name, where, more)
+
+
+def distinct_bad_records() -> dict[str, int]:
+    """Distinct bad records seen per source in this process."""
+    return {name: len(seen) for name, seen in _REPORTED.items() if seen}
 
 
 class MixtureIterator(grain.DatasetIterator):
@@ -96,24 +121,26 @@ class MixtureIterator(grain.DatasetIterator):
         self.exhausted[s] = True
         if self._ds.on_epoch_cap == "stop":
             self.exhausted = [True] * len(self.exhausted)
-            log.info("data source `%s` reached its epoch cap; stopping (on_epoch_cap: stop)",
-                     self._ds.names[s])
+            log.info("data source `%s` reached its epoch cap; stopping (on_epoch_cap: stop)", self._ds.names[s])
 
     def _on_bad(self, s: int, where: str) -> None:
         name = self._ds.names[s]
         if self._ds.strict:
-            raise DataError(f"bad record in data source `{name}`: {where} "
-                            "(fix it, or set data.strict: false to skip and count bad records)")
+            raise DataError(
+                f"bad record in data source `{name}`: {where} "
+                "(fix it, or set data.strict: false to skip and count bad records)"
+            )
         self.bad[s] += 1
         if len(self.bad_examples[s]) < MAX_BAD_EXAMPLES:
             self.bad_examples[s].append(where)
-        if self.bad[s] <= MAX_BAD_WARNINGS:
-            log.warning("skipping bad record in data source `%s`: %s", name, where)
+        report_bad_record(name, where)
 
     def get_state(self) -> dict[str, Any]:
         return {
             "sources": [p.get_state() for p in self._parents],
-            "tokens": list(self.tokens), "docs": list(self.docs), "bad": list(self.bad),
+            "tokens": list(self.tokens),
+            "docs": list(self.docs),
+            "bad": list(self.bad),
             "bad_examples": [list(e) for e in self.bad_examples],
             "exhausted": list(self.exhausted),
         }

@@ -32,8 +32,7 @@ ROW_KEYS = ("input_ids", "targets", "positions", "segment_ids", "loss_mask", "so
 class PackedRowsDataset(grain.IterDataset):
     """Rows of `seq_len` positions packed from a dataset of `Document`s."""
 
-    def __init__(self, parent: grain.IterDataset, seq_len: int, pad_id: int,
-                 mode: Literal["split", "pad"] = "split"):
+    def __init__(self, parent: grain.IterDataset, seq_len: int, pad_id: int, mode: Literal["split", "pad"] = "split"):
         super().__init__(parent)
         if seq_len < 1:
             raise ValueError(f"seq_len must be positive, got {seq_len}")
@@ -100,9 +99,9 @@ class PackedRowsIterator(grain.DatasetIterator):
         doc, start = self._doc, self._offset
         n = min(self._ds.seq_len - at, doc.num_targets - start)
         span = slice(at, at + n)
-        row["input_ids"][span] = doc.tokens[start: start + n]
-        row["targets"][span] = doc.tokens[start + 1: start + n + 1]
-        row["loss_mask"][span] = doc.trained[start + 1: start + n + 1]
+        row["input_ids"][span] = doc.tokens[start : start + n]
+        row["targets"][span] = doc.tokens[start + 1 : start + n + 1]
+        row["loss_mask"][span] = doc.trained[start + 1 : start + n + 1]
         row["positions"][span] = np.arange(n, dtype=np.int32)
         row["segment_ids"][span] = segment
         row["source_ids"][span] = doc.source

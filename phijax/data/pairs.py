@@ -19,9 +19,7 @@ Prompts too long for a row lose tokens from the left; completions then lose them
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from phijax.data.sources import DataError, LineIndex
+from phijax.data.records import DataError, LineIndex, expand_paths
 from phijax.data.tokenizer import Tokenizer
 
 PAIR_INPUTS = ("input_ids", "positions", "segment_ids")  # [rows, seq]: rows = pairs, or 2 x pairs
@@ -62,7 +60,11 @@ class PreferencePairs:
         self.tokenizer, self.vocab_size = tokenizer, vocab_size
         self._lines = LineIndex(pair_files(paths))
         if not len(self._lines):
-            raise DataError(f"dpo.pairs {paths!r} hold no pairs: write one JSON object per line")
+            raise DataError(
+                f"dpo.pairs {paths!r} hold no pairs: if `phijax pts` wrote them, its summary (<stem>.summary.json) "
+                "says why it found none (no query in the success band, or no pivotal token); else write one JSON "
+                "object per line"
+            )
         self.single_token = all(self._check(i) for i in range(len(self._lines)))
 
     def __len__(self) -> int:
@@ -70,17 +72,24 @@ class PreferencePairs:
 
     def __getitem__(self, index: int) -> PreferencePair:
         record, where = self._record(index)
-        return PreferencePair(self._prompt(record, where), self._completion(record, "chosen", where),
-                              self._completion(record, "rejected", where))
+        return PreferencePair(
+            self._prompt(record, where),
+            self._completion(record, "chosen", where),
+            self._completion(record, "rejected", where),
+        )
 
     def _record(self, index: int) -> tuple[dict[str, Any], str]:
         line, where = self._lines.line(index)
         try:
             record = json.loads(line)
         except ValueError as err:
-            raise DataError(f"{where}: not valid JSON ({err.args[0].split(':')[0]}); write one object per line") from None
+            raise DataError(
+                f"{where}: not valid JSON ({err.args[0].split(':')[0]}); write one object per line"
+            ) from None
         if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object with prompt, chosen and rejected, got {type(record).__name__}")
+            raise DataError(
+                f"{where}: expected a JSON object with prompt, chosen and rejected, got {type(record).__name__}"
+            )
         return record, where
 
     def _check(self, index: int) -> bool:
@@ -121,14 +130,7 @@ class PreferencePairs:
 def pair_files(patterns: Sequence[str] | str) -> list[Path]:
     """The files `dpo.pairs` names (globs, `**` allowed, sorted per pattern); `DataError` for a pattern
     that matches nothing, so a typo fails at start-up."""
-    files: list[Path] = []
-    for pattern in [patterns] if isinstance(patterns, str) else patterns:
-        matched = sorted(Path(m) for m in glob.glob(os.path.expanduser(pattern), recursive=True) if Path(m).is_file())
-        if not matched:
-            raise DataError(f"no pairs file matches dpo.pairs entry {pattern!r} (relative to {Path.cwd()}); "
-                            "fix the path, or write the pairs first (`phijax pts`)")
-        files += matched
-    return files
+    return expand_paths(patterns, "dpo.pairs", setting="dpo.pairs", hint=", or write the pairs first (`phijax pts`)")
 
 
 def _completion_kind(record: dict[str, Any], side: str, where: str) -> str:
@@ -151,16 +153,21 @@ def _ids(value: Any, field: str, where: str, vocab_size: int, allow_empty: bool 
         raise DataError(f"{where}: `{field}` is empty; a completion needs at least one token")
     bad = [t for t in value if not 0 <= t < vocab_size]
     if bad:
-        raise DataError(f"{where}: `{field}` holds token id {bad[0]} outside [0, {vocab_size}); "
-                        "use the model's tokenizer")
+        raise DataError(
+            f"{where}: `{field}` holds token id {bad[0]} outside [0, {vocab_size}); use the model's tokenizer"
+        )
 
 
 def _prompt_text(prompt: Any, where: str) -> list[dict[str, str]]:
     """A text prompt as chat messages: a string is one user turn."""
     if isinstance(prompt, str) and prompt:
         return [{"role": "user", "content": prompt}]
-    if isinstance(prompt, list) and prompt and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
+    if (
+        isinstance(prompt, list)
+        and prompt
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in prompt
+        )
     ):
         return prompt
     raise DataError(f"{where}: `prompt` must be non-empty text or a list of {{role, content}} messages")
@@ -189,16 +196,22 @@ def sequence_row(prompt: Sequence[int], completion: Sequence[int], seq_len: int,
     """
     tokens = np.asarray([*prompt, *completion], np.int32)
     n = len(tokens) - 1
-    row = {"input_ids": np.full(seq_len, pad_id, np.int32), "targets": np.full(seq_len, pad_id, np.int32),
-           "positions": np.zeros(seq_len, np.int32), "segment_ids": np.zeros(seq_len, np.int32),
-           "loss_mask": np.zeros(seq_len, np.int32)}
+    row = {
+        "input_ids": np.full(seq_len, pad_id, np.int32),
+        "targets": np.full(seq_len, pad_id, np.int32),
+        "positions": np.zeros(seq_len, np.int32),
+        "segment_ids": np.zeros(seq_len, np.int32),
+        "loss_mask": np.zeros(seq_len, np.int32),
+    }
     row["input_ids"][:n], row["targets"][:n] = tokens[:-1], tokens[1:]
     row["positions"][:n], row["segment_ids"][:n] = np.arange(n), 1
-    row["loss_mask"][len(prompt) - 1: n] = 1
+    row["loss_mask"][len(prompt) - 1 : n] = 1
     return row
 
 
-def pair_rows(pairs: Sequence[PreferencePair], seq_len: int, pad_id: int, shared: bool) -> tuple[dict[str, np.ndarray], int]:
+def pair_rows(
+    pairs: Sequence[PreferencePair], seq_len: int, pad_id: int, shared: bool
+) -> tuple[dict[str, np.ndarray], int]:
     """Stacked rows of `pairs` (see the module docstring) and how many pairs had to be cut.
 
     Returns `{input_ids, positions, segment_ids}` [rows, seq] (rows = pairs when `shared`, else
@@ -226,8 +239,18 @@ class PairBatches(grain.DatasetIterator):
     number of stream positions consumed: restoring it continues with the batch that came next.
     """
 
-    def __init__(self, pairs: PreferencePairs, global_batch: int, seq_len: int, pad_id: int, *,
-                 seed: int = 0, shuffle: bool = True, process_index: int = 0, process_count: int = 1):
+    def __init__(
+        self,
+        pairs: PreferencePairs,
+        global_batch: int,
+        seq_len: int,
+        pad_id: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        process_index: int = 0,
+        process_count: int = 1,
+    ):
         super().__init__()
         if global_batch % process_count:
             raise DataError(f"train.global_batch ({global_batch}) must split evenly over {process_count} processes")
@@ -242,8 +265,9 @@ class PairBatches(grain.DatasetIterator):
     def __next__(self) -> dict[str, np.ndarray]:
         start = self.consumed + self.first
         indices = np.asarray([self._pair_at(g) for g in range(start, start + self.local)], np.int64)
-        batch, cut = pair_rows([self.pairs[int(i)] for i in indices], self.seq_len, self.pad_id,
-                               shared=self.pairs.single_token)
+        batch, cut = pair_rows(
+            [self.pairs[int(i)] for i in indices], self.seq_len, self.pad_id, shared=self.pairs.single_token
+        )
         self.consumed += self.global_batch
         self.cut += cut
         batch["pair_index"] = indices

@@ -1,4 +1,4 @@
-"""Data-source plumbing shared by every source: paths, bad records, and grain datasets over sources.
+"""Data-source plumbing shared by every source: grain datasets over sources (files and records: `records`).
 
 A source (built by a factory registered under `phijax_register_data_sources`) is either random-access
 (`__len__` + `__getitem__`, grain's protocol) or a plain iterable of records. Records are dicts with
@@ -12,150 +12,30 @@ per epoch (random-access) or the stream in order, capped at `epochs`, sharded by
 
 from __future__ import annotations
 
-import array
-import bisect
-import glob
-import io
-import os
 import math
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import grain
 
-from phijax.errors import PhijaxError
+from phijax.data.records import BadRecord, DataError, check_messages
 
 # Synchronous reads: rows run many small pipelines, and threads per pipeline would swamp the host.
 SYNC_READ = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
 
 
-class DataError(PhijaxError):
-    """Data that cannot be used: a missing path, an empty glob, a bad record under `data.strict`."""
-
-
-class BadRecord(Exception):
-    """A malformed record: `where` is `file:line` (or `source[index]`), `reason` says what is wrong."""
-
-    def __init__(self, where: str, reason: str):
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-
-# --------------------------------------------------------------------------------------- paths
-def expand_paths(patterns: str | Sequence[str], source: str) -> list[Path]:
-    """Files matched by `patterns` (globs, `**` allowed), sorted per pattern, for source `source`.
-
-    Raises `DataError` at start-up for a pattern that matches no file, so a typo never surfaces
-    mid-run as an exhausted source.
-    """
-    if isinstance(patterns, (str, Path)):
-        patterns = [str(patterns)]
-    if not patterns:
-        raise DataError(f"data source `{source}` has no paths: add `paths: [data/*.jsonl]` to its entry")
-    files: list[Path] = []
-    for pattern in patterns:
-        matched = sorted(glob.glob(os.path.expanduser(str(pattern)), recursive=True))
-        matched = [m for m in matched if Path(m).is_file()]
-        if not matched:
-            raise DataError(
-                f"no file matches {pattern!r} (relative to {Path.cwd()}); fix the path in data.sources"
-            )
-        files += [Path(m) for m in matched]
-    return files
-
-
-# ------------------------------------------------------------------------------------- records
-def text_record(obj: Any, text_field: str, where: str) -> dict[str, Any]:
-    """`{"text": ...}` or `{"messages": [...]}` from a parsed row; `BadRecord` if it has neither.
-
-    `text_field` names the field holding the document; a list-valued field is read as chat messages.
-    """
-    if not isinstance(obj, dict):
-        raise BadRecord(where, f"expected an object, got {type(obj).__name__}")
-    if text_field not in obj:
-        raise BadRecord(where, f"missing field `{text_field}`")
-    value = obj[text_field]
-    if isinstance(value, str):
-        return {"text": value}
-    if isinstance(value, list):
-        return {"messages": check_messages(value, where)}
-    raise BadRecord(where, f"field `{text_field}` must be a string or a list of messages, "
-                           f"got {type(value).__name__}")
-
-
-def check_messages(messages: Any, where: str) -> list[dict[str, str]]:
-    """Validate chat messages: a list of `{role: str, content: str}`."""
-    if not isinstance(messages, list) or not messages:
-        raise BadRecord(where, "`messages` must be a non-empty list")
-    for message in messages:
-        if not (isinstance(message, dict) and isinstance(message.get("role"), str)
-                and isinstance(message.get("content"), str)):
-            raise BadRecord(where, f"bad chat message {message!r}: need string `role` and `content`")
-    return messages
-
-
-class LineIndex:
-    """Random access to the non-blank lines of text files, by byte offsets found in one scan.
-
-    Memory is 16 bytes a line (offset and line number). `.gz` files are decompressed into memory once
-    (gzip has no random access); other files are read with one open handle each.
-    """
-
-    def __init__(self, files: Sequence[Path]):
-        self.files = list(files)
-        self._offsets: list[array.array] = []
-        self._numbers: list[array.array] = []
-        self._firsts = [0]  # index of each file's first line, over all files
-        self._blobs: dict[int, bytes] = {}
-        self._handles: dict[int, Any] = {}
-        for f, path in enumerate(self.files):
-            self._index_file(f, path)
-            self._firsts.append(self._firsts[-1] + len(self._offsets[f]))
-
-    def _index_file(self, f: int, path: Path) -> None:
-        offsets, numbers = array.array("q"), array.array("q")
-        if path.suffix == ".gz":
-            import gzip
-
-            self._blobs[f] = gzip.decompress(path.read_bytes())
-            lines: Any = io.BytesIO(self._blobs[f])
-        else:
-            lines = open(path, "rb")
-        with lines:
-            offset = 0
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    offsets.append(offset)
-                    numbers.append(number)
-                offset += len(line)
-        self._offsets.append(offsets)
-        self._numbers.append(numbers)
-
-    def __len__(self) -> int:
-        return self._firsts[-1]
-
-    def line(self, index: int) -> tuple[bytes, str]:
-        """Line `index` (non-blank lines only, counted over all files) and its `file:line`."""
-        f = bisect.bisect_right(self._firsts, index) - 1
-        offset, number = self._offsets[f][index - self._firsts[f]], self._numbers[f][index - self._firsts[f]]
-        where = f"{self.files[f]}:{number}"
-        if f in self._blobs:
-            blob = self._blobs[f]
-            end = blob.find(b"\n", offset)
-            return blob[offset: None if end < 0 else end], where
-        handle = self._handles.get(f) or self._handles.setdefault(f, open(self.files[f], "rb"))
-        handle.seek(offset)
-        return handle.readline(), where
-
-
-# --------------------------------------------------------------------------------- grain datasets
 def is_random_access(source: Any) -> bool:
     return hasattr(source, "__len__") and hasattr(source, "__getitem__")
 
 
 def source_dataset(
-    source: Any, name: str, *, epochs: float | None, seed: int, row: int, rows: int,
+    source: Any,
+    name: str,
+    *,
+    epochs: float | None,
+    seed: int,
+    row: int,
+    rows: int,
     transform: Callable[[Any], Any],
 ) -> grain.IterDataset:
     """The records of `source` that mixture row `row` of `rows` reads, mapped by `transform`.
@@ -175,8 +55,10 @@ def source_dataset(
             ds = ds[: round(epochs * length)]
         return ds[row::rows].map(transform).to_iter_dataset(SYNC_READ)
     if not isinstance(source, Iterable):
-        raise DataError(f"data source `{name}` returned {type(source).__name__}: a source must be "
-                        "random-access (__len__, __getitem__) or an iterable of records")
+        raise DataError(
+            f"data source `{name}` returned {type(source).__name__}: a source must be "
+            "random-access (__len__, __getitem__) or an iterable of records"
+        )
     return _StreamDataset(source, name, epochs, row, rows).map(transform)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from phijax.config import Config
+from phijax.train.config import TrainJob
 
 
-def data_stats(cfg: Config, batches: int) -> dict[str, Any]:
+def data_stats(cfg: TrainJob, batches: int) -> dict[str, Any]:
     """Run the pipeline for `batches` global batches (one process) and summarise it as a dict.
 
     The key `token_share` maps each source name to its realised share of non-padding tokens.
@@ -39,12 +39,30 @@ def data_stats(cfg: Config, batches: int) -> dict[str, Any]:
         if done == batches:
             break
     seconds = time.perf_counter() - start
-    return _report(cfg, dataset.source_lengths, iterator.source_counters(), tokens, positions,
-                   done, seconds)
+    report = _report(cfg, dataset.source_lengths, iterator.source_counters(), tokens, positions, done, seconds)
+    return _with_decontam_counts(report, iterator)
 
 
-def _report(cfg: Config, lengths: list[int | None], counters: list[dict[str, Any]],
-            tokens: np.ndarray, positions: int, batches: int, seconds: float) -> dict[str, Any]:
+def _with_decontam_counts(report: dict[str, Any], iterator: Any) -> dict[str, Any]:
+    """Add `decontaminated` (checked/clean/partial/contaminated counts) to each source, when the
+    pipeline runs with `data.decontaminate`."""
+    from phijax.data.decontam.filter import decontam_counts
+
+    for source, counts in zip(report["sources"].values(), decontam_counts(iterator)):
+        if counts is not None:
+            source["decontaminated"] = counts
+    return report
+
+
+def _report(
+    cfg: TrainJob,
+    lengths: list[int | None],
+    counters: list[dict[str, Any]],
+    tokens: np.ndarray,
+    positions: int,
+    batches: int,
+    seconds: float,
+) -> dict[str, Any]:
     total = int(tokens.sum())
     weights = np.array([s.weight for s in cfg.data.sources])
     sources = {}
@@ -79,20 +97,28 @@ def format_stats(report: dict[str, Any]) -> str:
         f"{report['batches']} batches of {report['global_batch']} x {report['seq_len']}: "
         f"{report['tokens']:,} tokens, padding {report['padding_fraction']:.2%}, "
         f"{report['tokens_per_s']:,.0f} tokens/s",
-        f"{'source':<16}{'weight':>8}{'share':>8}{'documents':>11}{'tokens':>12}{'epochs':>10}"
-        f"{'skipped':>9}",
+        f"{'source':<16}{'weight':>8}{'share':>8}{'documents':>11}{'tokens':>12}{'epochs':>10}{'skipped':>9}",
     ]
     for name, s in report["sources"].items():
         epochs = "-" if s["epochs"] is None else f"{s['epochs']:.4g}"
-        lines.append(f"{name:<16}{s['weight']:>8.3f}{s['token_share']:>8.3f}{s['documents']:>11,}"
-                     f"{s['tokens']:>12,}{epochs:>10}{s['skipped']:>9,}")
+        lines.append(
+            f"{name:<16}{s['weight']:>8.3f}{s['token_share']:>8.3f}{s['documents']:>11,}"
+            f"{s['tokens']:>12,}{epochs:>10}{s['skipped']:>9,}"
+        )
+    for name, s in report["sources"].items():
+        if "decontaminated" in s:
+            c = s["decontaminated"]
+            lines.append(
+                f"decontaminated {name}: {c['checked']:,} checked, {c['contaminated']:,} dropped, "
+                f"{c['partial']:,} partial"
+            )
     for name, s in report["sources"].items():
         for where in s["skipped_examples"]:
             lines.append(f"skipped in {name}: {where}")
     return "\n".join(lines)
 
 
-def print_stats(cfg: Config, batches: int, as_json: bool) -> None:
+def print_stats(cfg: TrainJob, batches: int, as_json: bool) -> None:
     """Body of `phijax data stats`."""
     report = data_stats(cfg, batches)
     print(json.dumps(report) if as_json else format_stats(report))

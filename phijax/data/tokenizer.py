@@ -22,8 +22,8 @@ import gzip
 import hashlib
 import importlib.resources
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from phijax.errors import PhijaxError
 
@@ -34,8 +34,13 @@ CL100K_PATTERN = (
 )
 PHI4_VOCAB_SIZE = 100_352
 PHI4_NAMED_SPECIALS = {
-    "<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-    "<|fim_suffix|>": 100260, "<|im_start|>": 100264, "<|im_end|>": 100265, "<|im_sep|>": 100266,
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|im_start|>": 100264,
+    "<|im_end|>": 100265,
+    "<|im_sep|>": 100266,
     "<|endofprompt|>": 100276,
 }
 # Which special token plays which role (Phi-4: bos <|endoftext|>, eos <|im_end|>, pad <|dummy_85|>).
@@ -74,9 +79,7 @@ class Tokenizer:
         try:
             return self.special_tokens[name]
         except KeyError:
-            raise TokenizerError(
-                f"tokenizer has no special token {name}: add it to the tokenizer's specials"
-            ) from None
+            raise TokenizerError(f"tokenizer has no special token {name}: add it to the tokenizer's specials") from None
 
     @property
     def bos_id(self) -> int:
@@ -134,13 +137,18 @@ class TiktokenTokenizer(Tokenizer):
     """Byte-level BPE by merge rank (tiktoken), e.g. Phi-4's: cl100k_base ranks + Phi-4 specials."""
 
     def __init__(
-        self, ranks: dict[bytes, int], special_tokens: dict[str, int], vocab_size: int,
-        pattern: str = CL100K_PATTERN, name: str = "phi4",
+        self,
+        ranks: dict[bytes, int],
+        special_tokens: dict[str, int],
+        vocab_size: int,
+        pattern: str = CL100K_PATTERN,
+        name: str = "phi4",
     ):
         import tiktoken
 
         self.special_tokens = dict(special_tokens)
         self.vocab_size = vocab_size
+        self.ranks = ranks
         self._encoding = tiktoken.Encoding(
             name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens
         )
@@ -179,6 +187,10 @@ class HFTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    def to_json(self) -> str:
+        """The tokenizer.json text this tokenizer was read from (as HF `tokenizers` writes it)."""
+        return self._tok.to_str()
 
 
 # ------------------------------------------------------------------------------------- loading
@@ -281,8 +293,7 @@ def byte_level_ranks(vocab: Mapping[str, int]) -> dict[bytes, int]:
 
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from each byte to a printable character."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     mapping = {b: chr(b) for b in printable}
     extra = 0
     for b in range(256):

@@ -1,10 +1,11 @@
 """Attention masks and the attention kernel call.
 
-Attention goes through `jax.nn.dot_product_attention`, which handles grouped-query attention
-natively (N query heads over K key/value heads) and dispatches to cuDNN flash attention on GPU when
-`implementation="cudnn"`, or, for training on TPU, through the Pallas splash kernel
-(`implementation="splash"`, `phijax.model.splash`). The mask is the conjunction of causality and
-document identity, so packed documents never attend across their boundaries.
+Training attention takes one of three kernels: the portable XLA one (`implementation="xla"`,
+`phijax.model.xla_attention`, grouped-query attention with a hand-written backward pass),
+`jax.nn.dot_product_attention`'s cuDNN flash attention on GPU (`"cudnn"`), or the Pallas splash
+kernel on TPU (`"splash"`, `phijax.model.splash`). Generation's cached attention goes through
+`jax.nn.dot_product_attention` (`attend`). The mask is the conjunction of causality and document
+identity, so packed documents never attend across their boundaries.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import NamedTuple
 import jax
 
 from phijax.model.splash import splash_attention
+from phijax.model.xla_attention import xla_causal_attention
 
 
 class Documents(NamedTuple):
-    """What keeps packed documents apart, in the form the kernel takes: a dense mask
-    [batch, 1, seq, seq] for xla and cudnn, segment ids [batch, seq] for splash (which skips masked
-    blocks instead of reading a mask). Both None: one document a row, causal attention only.
+    """What keeps packed documents apart, in the form the kernel takes: a dense mask [batch, 1, seq,
+    seq] for cudnn, segment ids [batch, seq] for splash and xla (which compare them where they read
+    the scores instead of reading a stored mask). Both None: one document a row, causal attention only.
 
     Built once per forward pass (`documents`), outside the scan over layers, so no layer stores its
     own copy of the mask for the backward pass.
@@ -33,7 +35,7 @@ def documents(segment_ids: jax.Array | None, implementation: str) -> Documents:
     """The `Documents` form of `segment_ids` that `implementation` reads."""
     if segment_ids is None:
         return Documents()
-    if implementation == "splash":
+    if implementation in ("splash", "xla"):
         return Documents(segment_ids=segment_ids)
     return Documents(mask=document_mask(segment_ids, segment_ids))
 
@@ -42,6 +44,8 @@ def causal_attention(q: jax.Array, k: jax.Array, v: jax.Array, docs: Documents, 
     """Causal self-attention within documents; shapes as in `attend`."""
     if implementation == "splash":
         return splash_attention(q, k, v, docs.segment_ids)
+    if implementation == "xla":
+        return xla_causal_attention(q, k, v, docs.segment_ids)
     return attend(q, k, v, mask=docs.mask, causal=True, implementation=implementation)
 
 
@@ -68,7 +72,4 @@ def attend(
     mask: broadcastable to [batch, heads, q_len, kv_len], True = attend. Returns q's shape.
     Softmax statistics are fp32 inside the kernel whatever the input dtype.
     """
-    return jax.nn.dot_product_attention(
-        q, k, v, mask=mask, is_causal=causal, implementation=implementation
-    )
-
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation=implementation)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from phijax.model.checkpoint import load_model_dir, nest, save_model_dir
+from phijax.data.hf_tokenizer import write_hf_tokenizer
+from phijax.data.tokenizer import load_tokenizer
+from phijax.errors import PhijaxError
+from phijax.model.checkpoint import find_tokenizer, load_model_dir, load_newest_intact, nest, save_model_dir
 from phijax.model.hf import read_hf_config, read_hf_params, save_hf
+
+log = logging.getLogger(__name__)
 
 
 def hf_to_checkpoint(src: str | Path, dst: str | Path) -> Path:
@@ -18,8 +24,25 @@ def hf_to_checkpoint(src: str | Path, dst: str | Path) -> Path:
 
 
 def checkpoint_to_hf(src: str | Path, dst: str | Path) -> Path:
-    """Write a model directory (or a training checkpoint step) as a HF directory."""
-    return save_hf(load_model_dir(src), dst)
+    """Write a model directory, checkpoint step or run directory (its newest intact step) as a HF directory,
+    with the model's tokenizer files so `AutoTokenizer` and `pipeline` load it."""
+    model, source = load_newest_intact(src, lambda s: load_model_dir(s.path))
+    out = save_hf(model, dst)
+    cfg = model.cfg
+    try:
+        tokenizer = load_tokenizer(find_tokenizer(source, cfg.vocab_size))
+    except PhijaxError as err:
+        log.warning("wrote the weights without a tokenizer: %s", err)
+        return out
+    write_hf_tokenizer(
+        tokenizer,
+        out,
+        bos_id=cfg.bos_token_id,
+        eos_id=cfg.eos_token_id,
+        pad_id=cfg.pad_token_id,
+        max_len=cfg.max_seq_len,
+    )
+    return out
 
 
 def _as_jax_arrays(flat: dict[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -10,8 +10,9 @@ reading holds one copy of the weights (in the file's dtype) plus one tensor in f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +21,8 @@ import numpy as np
 from flax import nnx
 from safetensors.flax import save_file
 
-from phijax.config import ModelConfig
 from phijax.errors import CheckpointError
+from phijax.model.config import ModelConfig
 from phijax.model.phi4 import Phi4
 
 SHARD_BYTES = 4 * 2**30  # size of each written safetensors shard
@@ -32,7 +33,9 @@ _HF_PREFIX = "model.layers."
 def config_from_hf(hf: dict[str, Any], **overrides: Any) -> ModelConfig:
     """A `ModelConfig` from a HF phi3 `config.json` dict; refuses what phijax does not implement."""
     if hf.get("model_type") != "phi3":
-        raise CheckpointError(f"config.json has model_type {hf.get('model_type')!r}; phijax reads phi3 (Phi3ForCausalLM) checkpoints")
+        raise CheckpointError(
+            f"config.json has model_type {hf.get('model_type')!r}; phijax reads phi3 (Phi3ForCausalLM) checkpoints"
+        )
     rope = hf.get("rope_parameters") or {}
     scaling = hf.get("rope_scaling")
     rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type")) or rope.get("rope_type", "default")
@@ -104,9 +107,7 @@ def _first(value: Any, default: int) -> int:
 def hf_tensors_of_layer(cfg: ModelConfig, layer: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """One decoder layer's phijax arrays → its HF tensors (names relative to the layer)."""
     d = cfg.hidden_size
-    qkv = np.concatenate(
-        [layer[n].reshape(d, -1).T for n in ("attn.q", "attn.k", "attn.v")], axis=0
-    )
+    qkv = np.concatenate([layer[n].reshape(d, -1).T for n in ("attn.q", "attn.k", "attn.v")], axis=0)
     return {
         "self_attn.qkv_proj.weight": qkv,
         "self_attn.o_proj.weight": layer["attn.o"].reshape(-1, d).T,
@@ -186,9 +187,19 @@ def _safetensors_header(file: Path) -> tuple[dict[str, Any], int]:
     with file.open("rb") as handle:
         size = int.from_bytes(handle.read(8), "little")
         try:
-            return json.loads(handle.read(size)), 8 + size
-        except (ValueError, UnicodeDecodeError):
-            raise CheckpointError(f"{file} is not a safetensors file (unreadable header)") from None
+            header = json.loads(handle.read(size))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise CheckpointError(
+                f"{file} is corrupt or truncated (unreadable safetensors header): download or convert it again"
+            ) from None
+    have = file.stat().st_size
+    if 8 + size + end > have:
+        raise CheckpointError(
+            f"{file} is corrupt or truncated ({have:,} bytes, its header needs "
+            f"{8 + size + end:,}): download or convert it again"
+        )
+    return header, 8 + size
 
 
 def read_hf_params(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray]:
@@ -196,7 +207,7 @@ def read_hf_params(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray]:
     flat: dict[str, np.ndarray] = {}
     for name, tensor in iter_hf_tensors(path):
         if name.startswith(_HF_PREFIX):
-            index, _, rest = name[len(_HF_PREFIX):].partition(".")
+            index, _, rest = name[len(_HF_PREFIX) :].partition(".")
             for key, array in phijax_arrays_of_hf(cfg, rest, tensor).items():
                 stacked = flat.setdefault(f"layers.{key}", np.empty((cfg.num_layers, *array.shape), array.dtype))
                 stacked[int(index)] = array
@@ -274,7 +285,7 @@ def _iter_hf_out(cfg: ModelConfig, flat: dict[str, nnx.Variable], dtype) -> Iter
 
     yield "model.embed_tokens.weight", host("embed")
     for i in range(cfg.num_layers):
-        layer = {name[len("layers."):]: host(name, i) for name in flat if name.startswith("layers.")}
+        layer = {name[len("layers.") :]: host(name, i) for name in flat if name.startswith("layers.")}
         for rel, tensor in hf_tensors_of_layer(cfg, layer).items():
             yield f"{_HF_PREFIX}{i}.{rel}", tensor
     yield "model.norm.weight", host("final_norm.scale")
@@ -302,6 +313,7 @@ def _write_shards(out: Path, tensors: Iterator[tuple[str, np.ndarray]]) -> None:
     for i, names in enumerate(groups):
         final = "model.safetensors" if total == 1 else f"model-{i + 1:05d}-of-{total:05d}.safetensors"
         (out / f".shard-{i}.tmp").rename(out / final)
+        (out / final).chmod(0o644)  # world-readable like config.json, whatever the writer's umask did
         weight_map.update({name: final for name in names})
     if total > 1:
         index = {"metadata": {}, "weight_map": weight_map}

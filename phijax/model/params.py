@@ -7,12 +7,17 @@ import math
 import jax
 from flax import nnx
 
-from phijax.config import ModelConfig
+from phijax.model.config import ModelConfig
 from phijax.model.phi4 import Phi4
 
 # Which component each parameter path belongs to, by its first matching fragment.
-_COMPONENTS = (("embed", "embedding"), ("lm_head", "lm_head"), (".attn.", "attention"),
-               (".mlp.", "mlp"), ("norm", "norms"))
+_COMPONENTS = (
+    ("embed", "embedding"),
+    ("lm_head", "lm_head"),
+    (".attn.", "attention"),
+    (".mlp.", "mlp"),
+    ("norm", "norms"),
+)
 
 
 def abstract_model(cfg: ModelConfig) -> Phi4:

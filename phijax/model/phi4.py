@@ -11,7 +11,7 @@ stacked along a leading `layers` axis and run under `jax.lax.scan`, so compile t
 with depth and the checkpoint layout is the same whether or not the loop is unrolled.
 
 Generation runs the same layers over a key/value cache (`Phi4.cached_hidden_states`, used by
-`phijax.generate`); training never touches that path.
+`phijax.inference`); training never touches that path.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
-from phijax.config import ModelConfig
 from phijax.model.attention import Documents, attend, causal_attention, documents
+from phijax.model.config import ModelConfig
 from phijax.model.rope import apply_rope
-from phijax.parallel.mesh import shard_like_batch
+from phijax.parallel.mesh import current_batch_sharding, shard_like_batch
 
 INIT_STDDEV = 0.02  # HF's initializer_range for phi-3/phi-4
 # One layer's key/value cache (k, v), each [batch, max_len, kv_heads, head_dim]; stacked over layers
@@ -56,8 +57,7 @@ class RMSNorm(nnx.Module):
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         self.eps = cfg.rms_norm_eps
-        self.scale = _param(rngs, (cfg.hidden_size,), ("norm",), _dtype(cfg.param_dtype),
-                            init=jax.nn.initializers.ones)
+        self.scale = _param(rngs, (cfg.hidden_size,), ("norm",), _dtype(cfg.param_dtype), init=jax.nn.initializers.ones)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x32 = x.astype(jnp.float32)
@@ -84,8 +84,9 @@ class Attention(nnx.Module):
         out = causal_attention(q, k, v, docs, self.implementation)
         return self._output(out)
 
-    def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
-               key_valid: jax.Array) -> tuple[jax.Array, KVLayer]:
+    def cached(
+        self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array, key_valid: jax.Array
+    ) -> tuple[jax.Array, KVLayer]:
         """Attention of new tokens over a key/value cache (generation).
 
         x: [batch, seq, embed], the tokens written at cache slots start..start+seq-1; cache k and v:
@@ -147,8 +148,9 @@ class DecoderLayer(nnx.Module):
         x = x + self.attn(self.attn_norm(x), positions, docs)
         return x + self.mlp(self.mlp_norm(x))
 
-    def cached(self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array,
-               key_valid: jax.Array) -> tuple[jax.Array, KVLayer]:
+    def cached(
+        self, x: jax.Array, positions: jax.Array, cache: KVLayer, start: jax.Array, key_valid: jax.Array
+    ) -> tuple[jax.Array, KVLayer]:
         """The block over a key/value cache: see `Attention.cached`."""
         attended, cache = self.attn.cached(self.attn_norm(x), positions, cache, start, key_valid)
         x = x + attended
@@ -195,9 +197,26 @@ class Phi4(nnx.Module):
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(seq, dtype=jnp.int32), (batch, seq))
         docs = documents(segment_ids, self.cfg.attention)
-        x = shard_like_batch(self.embed[...].astype(_dtype(self.cfg.compute_dtype))[input_ids])
-        x = self._run_layers(x, positions, docs)
+        x = self._run_layers(self._embed_tokens(input_ids), positions, docs)
         return self.final_norm(x)
+
+    def _embed_tokens(self, input_ids: jax.Array) -> jax.Array:
+        """Token embeddings [batch, seq, embed] in the compute dtype, pinned to the batch sharding.
+
+        Inside `batch_sharded_activations` (training) the table is first made whole along `embed`
+        (gathered over fsdp, as FSDP gathers every weight before use). The lookup's gradient is a
+        scatter-add of the batch-sharded [batch, seq, embed] cotangent into the table: into a table
+        split along `embed` XLA can only get there by replicating the cotangent on every device
+        ("[SPMD] Involuntary full rematerialization" on meshes with data and fsdp both above 1); into a
+        whole-`embed` table each device adds its own rows, and the sum is reduce-scattered to the table's
+        sharding. The `vocab` dimension keeps whatever sharding it has.
+        """
+        table = self.embed[...].astype(_dtype(self.cfg.compute_dtype))
+        sharding = current_batch_sharding()
+        if sharding is not None:
+            whole_embed = NamedSharding(sharding.mesh, PartitionSpec(PartitionSpec.UNCONSTRAINED, None))
+            table = jax.lax.with_sharding_constraint(table, whole_embed)
+        return shard_like_batch(table[input_ids])
 
     def logits(self, hidden: jax.Array) -> jax.Array:
         """[batch, seq, embed] → fp32 logits [batch, seq, vocab] (fp32 accumulation)."""

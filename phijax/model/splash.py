@@ -37,8 +37,10 @@ def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.
     [batch, seq] or None (one document a row). Returns q's shape and dtype.
     """
     if q.shape[1] % LANES:
-        raise PhijaxError(f"model.attention=splash needs a sequence length divisible by {LANES}, got "
-                          f"{q.shape[1]}; change train.seq_len or use model.attention=xla")
+        raise PhijaxError(
+            f"model.attention=splash needs a sequence length divisible by {LANES}, got "
+            f"{q.shape[1]}; change train.seq_len or use model.attention=xla"
+        )
     sharding = current_batch_sharding()
     # The devices the step is compiled for, not this process's backend: AOT compiles for TPU run on CPU hosts.
     on_tpu = (sharding.mesh.devices.flat[0].platform if sharding else jax.default_backend()) == "tpu"
@@ -49,36 +51,52 @@ def splash_attention(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.
     heads = PartitionSpec(batch, None, "tensor", None)
     rows = PartitionSpec(batch, None)
     if segment_ids is None:
-        run = jax.shard_map(lambda q, k, v: local(q, k, v, None), mesh=sharding.mesh,
-                            in_specs=(heads, heads, heads), out_specs=heads, check_vma=False)
+        run = jax.shard_map(
+            lambda q, k, v: local(q, k, v, None),
+            mesh=sharding.mesh,
+            in_specs=(heads, heads, heads),
+            out_specs=heads,
+            check_vma=False,
+        )
         return run(q, k, v)
-    run = jax.shard_map(local, mesh=sharding.mesh, in_specs=(heads, heads, heads, rows),
-                        out_specs=heads, check_vma=False)
+    run = jax.shard_map(
+        local, mesh=sharding.mesh, in_specs=(heads, heads, heads, rows), out_specs=heads, check_vma=False
+    )
     return run(q, k, v, segment_ids)
 
 
-def _local(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None, *,
-           interpret: bool) -> jax.Array:
+def _local(q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array | None, *, interpret: bool) -> jax.Array:
     """The kernel over one device's rows and heads: [batch, seq, heads, dim] in and out."""
     kernel = _kernel(q.shape[1], q.shape[2], interpret)
-    to_heads = lambda x: jnp.swapaxes(x, 1, 2)  # the kernel takes [heads, seq, dim] per row
+
+    def to_heads(x: jax.Array) -> jax.Array:  # the kernel takes [heads, seq, dim] per row
+        return jnp.swapaxes(x, 1, 2)
+
+    def per_row(q: jax.Array, k: jax.Array, v: jax.Array, ids: jax.Array) -> jax.Array:
+        return kernel(q, k, v, segment_ids=splash.SegmentIds(q=ids, kv=ids))
+
     scaled = q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype)  # the kernel does not scale
     if segment_ids is None:
         out = jax.vmap(kernel)(to_heads(scaled), to_heads(k), to_heads(v))
     else:
-        per_row = lambda q, k, v, ids: kernel(q, k, v, segment_ids=splash.SegmentIds(q=ids, kv=ids))
         out = jax.vmap(per_row)(to_heads(scaled), to_heads(k), to_heads(v), segment_ids)
     return to_heads(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel(seq_len: int, heads: int, interpret: bool) -> splash.SplashAttentionKernel:
     """A causal kernel for `heads` query heads at `seq_len` (built once per shape: its block masks are
     computed on the host)."""
     block = next(b for b in (BLOCK, BLOCK // 2, LANES) if seq_len % b == 0)  # seq_len: a multiple of LANES
-    sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
-                              block_kv_dkv=block, block_kv_dkv_compute=block, use_fused_bwd_kernel=True)
+    sizes = splash.BlockSizes(
+        block_q=block,
+        block_kv=block,
+        block_kv_compute=block,
+        block_q_dkv=block,
+        block_kv_dkv=block,
+        block_kv_dkv_compute=block,
+        use_fused_bwd_kernel=True,
+    )
     causal = masks.MultiHeadMask([masks.CausalMask((seq_len, seq_len)) for _ in range(heads)])
     with jax.ensure_compile_time_eval():  # concrete block masks, even when first built inside a trace
-        return splash.make_splash_mha(causal, block_sizes=sizes, head_shards=1, q_seq_shards=1,
-                                      interpret=interpret)
+        return splash.make_splash_mha(causal, block_sizes=sizes, head_shards=1, q_seq_shards=1, interpret=interpret)

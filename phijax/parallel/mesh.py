@@ -11,17 +11,20 @@ import contextvars
 import logging
 import math
 import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from phijax.config import MeshConfig
 from phijax.errors import ConfigError
+from phijax.parallel.config import MeshConfig
 
 MESH_AXES = ("data", "fsdp", "tensor")
 log = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ def mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:
     """(data, fsdp, tensor) sizes with the single -1 resolved to the devices left over."""
     sizes = [cfg.data, cfg.fsdp, cfg.tensor]
     if sizes.count(-1) > 1:
-        raise ConfigError("at most one of mesh.data, mesh.fsdp, mesh.tensor may be -1 (\"the rest\")")
+        raise ConfigError('at most one of mesh.data, mesh.fsdp, mesh.tensor may be -1 ("the rest")')
     if any(s == 0 or s < -1 for s in sizes):
         raise ConfigError(f"mesh sizes must be positive or -1, got data={cfg.data} fsdp={cfg.fsdp} tensor={cfg.tensor}")
     fixed = math.prod(s for s in sizes if s != -1)
@@ -58,13 +61,71 @@ def mesh_shape(cfg: MeshConfig, num_devices: int) -> tuple[int, int, int]:
 
 
 def build_mesh(cfg: MeshConfig, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A ('data', 'fsdp', 'tensor') mesh; a mesh smaller than the device count uses the first devices."""
+    """A ('data', 'fsdp', 'tensor') mesh over `devices` (default: all of `jax.devices()`).
+
+    With `mesh.dcn_data` = 1 the devices are reshaped in order and a mesh smaller than the device
+    count uses the first devices. With `mesh.dcn_data` = N > 1 the mesh is two-level (`hybrid_devices`).
+    """
     devices = list(devices if devices is not None else jax.devices())
     shape = mesh_shape(cfg, len(devices))
+    if cfg.dcn_data > 1:
+        return Mesh(hybrid_devices(shape, cfg.dcn_data, devices), MESH_AXES)
     used = math.prod(shape)
     if used < len(devices):
         log.warning("mesh %s uses the first %d of %d devices", dict(zip(MESH_AXES, shape)), used, len(devices))
     return Mesh(np.asarray(devices[:used]).reshape(shape), MESH_AXES)
+
+
+def granule_attribute(devices: Sequence[jax.Device], dcn_data: int) -> str:
+    """The device attribute that names a granule: `slice_index` when the devices form `dcn_data` TPU
+    slices, else `process_index` when they form `dcn_data` processes (GPU nodes, CPU hosts: platforms
+    with no slice index); ConfigError otherwise."""
+    slices = {getattr(d, "slice_index", None) for d in devices}
+    if None not in slices and len(slices) == dcn_data:
+        return "slice_index"
+    processes = {d.process_index for d in devices}
+    if len(processes) == dcn_data:
+        return "process_index"
+    found = f"{len(slices)} slice(s)" if None not in slices else "no slice index"
+    raise ConfigError(
+        f"mesh.dcn_data={dcn_data} but the {len(devices)} devices have {found} and {len(processes)} process(es): "
+        "set mesh.dcn_data to the number of TPU slices or to the number of processes (one per GPU node)"
+    )
+
+
+def hybrid_devices(shape: Sequence[int], dcn_data: int, devices: Sequence[jax.Device]) -> np.ndarray:
+    """[data, fsdp, tensor] devices where `data` spans `dcn_data` granules (slices or processes) and
+    `fsdp`, `tensor` and the rest of `data` stay inside each granule.
+
+    Why: the mesh from `jax.devices()` in order can put an fsdp group across the data-centre network
+    (or InfiniBand), so every parameter all-gather would cross it; here only the `data` axis does,
+    which carries one gradient all-reduce per step.
+    """
+    data, fsdp, tensor = shape
+    if data % dcn_data:
+        raise ConfigError(
+            f"mesh.data ({data}) must be a multiple of mesh.dcn_data ({dcn_data}): the data axis spans the granules"
+        )
+    attribute = granule_attribute(devices, dcn_data)
+    inner = (data // dcn_data, fsdp, tensor)
+    sizes = sorted(set(Counter(getattr(d, attribute) for d in devices).values()))
+    if sizes != [math.prod(inner)]:
+        raise ConfigError(
+            f"mesh: data/dcn_data x fsdp x tensor = {inner[0]} x {fsdp} x {tensor} devices do not fill a "
+            f"{attribute.removesuffix('_index')} of {' or '.join(map(str, sizes))} devices; make "
+            "mesh.data/mesh.dcn_data x mesh.fsdp x mesh.tensor equal one slice's (or process's) device count"
+        )
+    granule_is_process = attribute == "process_index"
+    grid = mesh_utils.create_hybrid_device_mesh(inner, (dcn_data, 1, 1), devices, process_is_granule=granule_is_process)
+    granules = np.vectorize(lambda d: getattr(d, attribute), otypes=[int])(grid).tolist()
+    log.info(
+        "two-level mesh: data spans %d granules by %s; %s by [data][fsdp][tensor]: %s",
+        dcn_data,
+        attribute,
+        attribute,
+        granules,
+    )
+    return grid
 
 
 def logical_to_spec(axes: Sequence[str | None], rules: dict[str, Any]) -> PartitionSpec:
@@ -81,14 +142,18 @@ def logical_to_spec(axes: Sequence[str | None], rules: dict[str, Any]) -> Partit
         targets = [target] if isinstance(target, str) else list(target or [])
         unknown = [t for t in targets if t not in MESH_AXES]
         if unknown:
-            raise ConfigError(f"mesh.rules.{name} names unknown mesh axis `{unknown[0]}` (axes: {', '.join(MESH_AXES)})")
+            raise ConfigError(
+                f"mesh.rules.{name} names unknown mesh axis `{unknown[0]}` (axes: {', '.join(MESH_AXES)})"
+            )
         free = tuple(t for t in targets if t not in used)
         used.update(free)
         spec.append(free[0] if len(free) == 1 else (free or None))
     return PartitionSpec(*spec)
 
 
-def sharding_for(mesh: Mesh, axes: Sequence[str | None], rules: dict[str, Any], shape: Sequence[int], name: str) -> NamedSharding:
+def sharding_for(
+    mesh: Mesh, axes: Sequence[str | None], rules: dict[str, Any], shape: Sequence[int], name: str
+) -> NamedSharding:
     """NamedSharding of one array, refusing a dimension its mesh axes do not divide."""
     spec = logical_to_spec(axes, rules)
     for dim, (size, entry) in enumerate(zip(shape, spec)):

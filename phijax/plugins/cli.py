@@ -61,20 +61,35 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
     """What `phijax plugins --json` prints: plugins by distribution, failures, conflicts, skipped."""
     plugins: dict[str, dict[str, Any]] = {}
     for source in registry.plugins:
-        entry = plugins.setdefault(source.name, {
-            "name": source.name, "version": source.version,
-            "source": "built-in" if source.builtin else "third-party",
-            "entry_points": [], "hooks": [], "components": registry.components_of(source.name),
-        })
+        entry = plugins.setdefault(
+            source.name,
+            {
+                "name": source.name,
+                "version": source.version,
+                "source": "built-in" if source.builtin else "third-party",
+                "entry_points": [],
+                "hooks": [],
+                "components": registry.components_of(source.name),
+            },
+        )
         if source.entry_point:
             entry["entry_points"].append(source.entry_point)
         entry["hooks"] = sorted(set(entry["hooks"]) | set(registry.hooks.get(source.key, [])))
     return {
         "plugins": list(plugins.values()),
-        "failed": [{"plugin": f.plugin, "version": f.version, "entry_point": f.entry_point,
-                    "reason": f.reason, "line": f.line()} for f in registry.failures],
-        "conflicts": [{"kind": c.kind, "name": c.name, "plugins": list(c.plugins), "line": c.line()}
-                      for c in registry.conflicts],
+        "failed": [
+            {
+                "plugin": f.plugin,
+                "version": f.version,
+                "entry_point": f.entry_point,
+                "reason": f.reason,
+                "line": f.line(),
+            }
+            for f in registry.failures
+        ],
+        "conflicts": [
+            {"kind": c.kind, "name": c.name, "plugins": list(c.plugins), "line": c.line()} for c in registry.conflicts
+        ],
         "skipped": list(registry.skipped),
     }
 
@@ -106,8 +121,12 @@ def format_report(data: dict[str, Any], registry: Registry, tracebacks: bool = F
 
 def _refused_command(registry: Registry, plugin: str, name: str) -> PluginFailure:
     source = next((s for s in registry.plugins if s.name == plugin), None)
-    return PluginFailure(plugin, source.version if source else None, source.entry_point if source else None,
-                         f"command '{name}' is a core phijax command; register it under another name")
+    return PluginFailure(
+        plugin,
+        source.version if source else None,
+        source.entry_point if source else None,
+        f"command '{name}' is a core phijax command; register it under another name",
+    )
 
 
 def _failed_command(err: Exception) -> Any:

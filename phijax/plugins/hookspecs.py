@@ -18,12 +18,25 @@ no jax, no network. What each kind of factory must return is in `phijax.plugins.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from phijax.plugins import hookspec
 
 Register = Callable[[str, Callable], None]
 """`register(name, factory)`: make `factory` available under `name` for this hook's kind."""
+
+
+@hookspec
+def phijax_register_backends(register: Register) -> None:
+    """Register policy backends: `register(name, factory)`.
+
+    `factory(*, mesh, **options)` receives the command's `MeshConfig` (a remote backend ignores it)
+    and the keys of the config's `policy:` entry other than `backend` (`checkpoint`, `tokenizer`,
+    `base_url`, ...), and returns a `protocols.TextPolicy` (a `protocols.TokenPolicy` where it can:
+    tokenizer, stop tokens, completion from ids) whose `capabilities` say what it can do. See
+    `protocols.BackendFactory`. Built-in: `local` (a phijax or HF checkpoint, loaded sharded on the
+    mesh). Config: `policy: {backend: NAME, checkpoint: ..., ...options}`.
+    """
 
 
 @hookspec
@@ -53,7 +66,9 @@ def phijax_register_synthetic_generators(register: Register) -> None:
 def phijax_register_reward_estimators(register: Register) -> None:
     """Register success estimators for Pivotal Token Search: `register(name, factory)`.
 
-    `factory(**options)` returns `est(problem, prefix_ids, *, policy, verifier, seed)`, the
+    `factory(num_rollouts, max_new_tokens, temperature, stop_tokens, **options)` (the PTS job's settings,
+    `stop_tokens` the ids that end a rollout, then its `estimator_options`) returns
+    `est(problem, prefix_ids, *, policy, verifier, seed)`, the
     estimated p(success | query, prefix) in [0, 1] for the token prefix `prefix_ids` (a float, or a
     `phijax.pts.SuccessEstimate` carrying the rollouts), judging sampled completions with
     `verifier`. See `protocols.RewardEstimator`. Config: `estimator: NAME`.
@@ -74,10 +89,11 @@ def phijax_register_verifiers(register: Register) -> None:
 def phijax_register_evaluators(register: Register) -> None:
     """Register benchmark evaluators: `register(name, factory)`.
 
-    `factory(**options)` (benchmark file, split, limit, ...) returns
-    `evaluate(policy, *, seed) -> dict[str, float]`, metrics by name, scoring the model through the
-    `protocols.Policy` methods (`generate`, `loglikelihood`, ...). See `protocols.Evaluator`.
-    Config: `evaluator: NAME`.
+    `factory(**options)` (benchmark file, shots, limit, ...) returns an `Evaluator`: `requires` (the policy
+    capabilities it needs), `items()` (every benchmark item's `id` and `text`, for decontamination) and
+    `evaluator(policy, *, seed) -> EvaluationResult` (metrics, standard errors, per-sample records), scoring
+    the model only through the `protocols.TextPolicy` methods. See `protocols.Evaluator`.
+    Config: `evaluators: [{name: NAME, ...options}]` in `phijax eval` and `train.eval`.
     """
 
 

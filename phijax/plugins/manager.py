@@ -20,8 +20,9 @@ import importlib.metadata
 import os
 import re
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
@@ -83,8 +84,13 @@ def create_manager() -> pluggy.PluginManager:
     return pm
 
 
-def load_plugins(environ: Mapping[str, str] | None = None, *, builtins: bool = True,
-                 third_party: bool = True, extra: Sequence[tuple[str, Any]] = ()) -> LoadedPlugins:
+def load_plugins(
+    environ: Mapping[str, str] | None = None,
+    *,
+    builtins: bool = True,
+    third_party: bool = True,
+    extra: Sequence[tuple[str, Any]] = (),
+) -> LoadedPlugins:
     """Load entry-point plugins (filtered by `environ`, default `os.environ`), then `extra` objects.
 
     `extra` holds `(name, plugin_object)` pairs registered in-process (tests, notebooks); their
@@ -151,8 +157,13 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return sorted(eps, key=order)
 
 
-def _select(eps: list[importlib.metadata.EntryPoint], environ: Mapping[str, str],
-            loaded: LoadedPlugins, builtins: bool, third_party: bool) -> list[importlib.metadata.EntryPoint]:
+def _select(
+    eps: list[importlib.metadata.EntryPoint],
+    environ: Mapping[str, str],
+    loaded: LoadedPlugins,
+    builtins: bool,
+    third_party: bool,
+) -> list[importlib.metadata.EntryPoint]:
     only_text = environ.get(ONLY_PLUGINS_ENV, "").strip()
     only = {normalize(n.strip()) for n in only_text.split(",") if n.strip()}
     disabled = environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in ("", "0", "false", "no")
@@ -177,24 +188,28 @@ def _report_missing(only: set[str], eps: list[importlib.metadata.EntryPoint], lo
     installed = sorted({normalize(_dist_name(ep)) for ep in eps} - {BUILTIN_DISTRIBUTION})
     for name in sorted(only - set(installed)):
         known = ", ".join(installed) or "none"
-        loaded.failures.append(PluginFailure(
-            name, None, None,
-            f"{ONLY_PLUGINS_ENV} names it, but no installed distribution by that name has a "
-            f"`{ENTRY_POINT_GROUP}` entry point (installed plugins: {known}); fix the name or pip install it",
-        ))
+        loaded.failures.append(
+            PluginFailure(
+                name,
+                None,
+                None,
+                f"{ONLY_PLUGINS_ENV} names it, but no installed distribution by that name has a "
+                f"`{ENTRY_POINT_GROUP}` entry point (installed plugins: {known}); fix the name or pip install it",
+            )
+        )
 
 
 def _load_entry_point(loaded: LoadedPlugins, ep: importlib.metadata.EntryPoint) -> None:
     dist = _dist_name(ep)
     version = ep.dist.version if ep.dist is not None else None
-    source = PluginSource(dist, version, normalize(dist) == BUILTIN_DISTRIBUTION,
-                          f"{ep.name} = {ep.value}", key=f"{dist}/{ep.name}")
+    source = PluginSource(
+        dist, version, normalize(dist) == BUILTIN_DISTRIBUTION, f"{ep.name} = {ep.value}", key=f"{dist}/{ep.name}"
+    )
     try:
         _register_checked(loaded.manager, ep.load(), source)
     except Exception as err:  # noqa: BLE001 - any import error of a plugin is isolated and reported
         reason = str(err) if isinstance(err, _Invalid) else _describe(err)
-        loaded.failures.append(PluginFailure(dist, version, source.entry_point, reason,
-                                             traceback.format_exc()))
+        loaded.failures.append(PluginFailure(dist, version, source.entry_point, reason, traceback.format_exc()))
         return
     loaded.plugins.append(source)
 
@@ -204,13 +219,15 @@ def _check_marked(obj: Any) -> None:
     for attr in (a for a in dir(obj) if a.startswith("phijax_")):
         value = getattr(obj, attr, None)
         if callable(value) and not hasattr(value, f"{PROJECT}_impl"):
-            raise _Invalid(f"{attr} is not decorated; add `from phijax.plugins import hookimpl` "
-                           f"and `@hookimpl` above it")
+            raise _Invalid(
+                f"{attr} is not decorated; add `from phijax.plugins import hookimpl` and `@hookimpl` above it"
+            )
 
 
 def _unknown_hook_message(pm: pluggy.PluginManager, err: Exception) -> str:
-    specs = sorted(n for n, caller in vars(pm.hook).items()
-                   if isinstance(caller, pluggy.HookCaller) and caller.spec is not None)
+    specs = sorted(
+        n for n, caller in vars(pm.hook).items() if isinstance(caller, pluggy.HookCaller) and caller.spec is not None
+    )
     match = re.search(r"unknown hook '([^']+)'", str(err))
     hook = match.group(1) if match else "?"
     close = difflib.get_close_matches(hook, specs, n=1, cutoff=0.6)

@@ -16,7 +16,9 @@ for the `runtime_checkable` ones), never something a plugin has to inherit from.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 Record = dict[str, Any]
 """One example: a dict with a `text: str` field (pretraining) or a `messages` field (chat:
@@ -40,7 +42,7 @@ class RandomAccessSource(Protocol):
     def __getitem__(self, index: int) -> Record: ...
 
 
-DataSource = Union[RandomAccessSource, Iterable[Record]]
+DataSource = RandomAccessSource | Iterable[Record]
 """What a data source factory returns: a `RandomAccessSource`, or any iterable of records (streamed
 in order; resumed by skipping the records already consumed, so iteration must be deterministic)."""
 
@@ -57,30 +59,119 @@ class DataSourceFactory(Protocol):
     def __call__(self, **options: Any) -> DataSource: ...
 
 
-# -------------------------------------------------------------------------------- the model, as seen
-class Policy(Protocol):
-    """The language model as plugins see it; implemented by the core (KV cache, batching, sharding).
+# ------------------------------------------------------------------------- policies, by capability
+GENERATE = "generate"
+"""Capability: text in, text out (`TextPolicy.generate`). Every policy has it."""
+LOGLIKELIHOOD = "loglikelihood"
+"""Capability: summed log-probabilities of text continuations (`TextPolicy.loglikelihood`)."""
+TOKENS = "tokens"
+"""Capability: the token-level protocol (`TokenPolicy`): tokenizer, completion from ids, id log-probs."""
 
-    Plugins never hold model parameters: evaluators, estimators and generators receive a `Policy`.
+
+@runtime_checkable
+class TextPolicy(Protocol):
+    """A language model seen through text: what any backend offers, local or over HTTP.
+
+    `capabilities` names what this policy can do (`GENERATE`, `LOGLIKELIHOOD`, `TOKENS`); a component
+    that needs a capability checks it before spending anything and raises a one-line error otherwise.
+    Backends probe their capabilities (an HTTP server may lack log-probabilities); never assume them.
     """
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int, temperature: float = 0.0,
-                 seed: int = 0) -> list[str]:
-        """One completion (text after the prompt, chat template applied by the core) per prompt."""
+    capabilities: frozenset[str]
+    name: str
+    """What the policy is, for provenance and tables: e.g. `local:runs/sft/checkpoints/200`."""
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        num_samples: int = 1,
+        stop: Sequence[str] = (),
+        seed: int = 0,
+        chat: bool = True,
+    ) -> list[list[str]]:
+        """`num_samples` completions of each prompt: result[i][j] is sample j of prompts[i].
+
+        `chat`: the prompt is one user message and the policy applies its chat template; False sends the
+        prompt as raw text (pretrained models, few-shot prompts). A completion ends at the model's stop
+        tokens (not included) or before the first of the `stop` strings (cut there, as lm-eval's
+        `until`), or after `max_new_tokens`. Temperature 0 is greedy. The same seed gives the same texts.
+        """
         ...
 
-    def complete(self, prefix_ids: Sequence[int], *, num_samples: int, max_new_tokens: int,
-                 temperature: float = 1.0, seed: int = 0) -> list[list[int]]:
-        """`num_samples` continuations (token ids after the prefix, up to EOS) of one templated prefix."""
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """For each `(context, continuation)`: (sum of log p(continuation | context) in nats, is_greedy).
+
+        is_greedy: every continuation token is the argmax given what precedes it. Needs LOGLIKELIHOOD.
+        Tokenisation follows lm-evaluation-harness: context + continuation are encoded together and
+        split at the context's length; an empty context is conditioned on the end-of-text token.
+        """
+        ...
+
+
+@runtime_checkable
+class TokenPolicy(TextPolicy, Protocol):
+    """A language model seen through token ids (capability `TOKENS`): what PTS and rollouts need.
+
+    Read-only: nothing mutates a policy. Stop tokens are passed per call, never set on the policy.
+    """
+
+    stop_tokens: tuple[int, ...]
+    """The ids that end a completion by default (end-of-text and end-of-turn)."""
+    eot_token_id: int
+    """The end-of-text id (`<|endoftext|>`, lm-eval's `eot_token_id`): it separates documents, so a prompt
+    in a pretraining document's form starts with it, and an empty log-likelihood context is conditioned on it."""
+
+    def encode(self, text: str) -> list[int]:
+        """Text to token ids, no special tokens added."""
         ...
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Token ids to text, with the policy's tokenizer."""
+        """Token ids to text."""
         ...
 
-    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[float]:
-        """Sum of log p(continuation | context) in nats for each `(context, continuation)` pair."""
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """The ids of `messages` in the chat template, ending with the assistant's generation prompt."""
         ...
+
+    def complete(
+        self,
+        prefix_ids: Sequence[int],
+        *,
+        num_samples: int,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        stop_tokens: Sequence[int] | None = None,
+    ) -> list[list[int]]:
+        """`num_samples` continuations (ids after the prefix, stop token excluded) of one prefix.
+
+        `stop_tokens` None means `self.stop_tokens`.
+        """
+        ...
+
+    def loglikelihood_ids(self, requests: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[tuple[float, bool]]:
+        """(sum log p(continuation | context), is_greedy) per `(context_ids, continuation_ids)`, batched."""
+        ...
+
+
+Policy = TextPolicy
+"""What evaluators, estimators and generators receive: at least a `TextPolicy`; check `capabilities`."""
+
+
+class BackendFactory(Protocol):
+    """`factory(*, mesh, **options) -> TextPolicy` (a `TokenPolicy` where it can).
+
+    `options` are the keys of a config's `policy:` entry other than `backend` (e.g. `checkpoint`,
+    `tokenizer`, `base_url`). `mesh` is the command's `MeshConfig`; a remote backend ignores it.
+    Raise `phijax.errors.PhijaxError` with one line for a bad option or an unreachable server.
+    """
+
+    def __call__(self, *, mesh: Any, **options: Any) -> TextPolicy: ...
 
 
 # ---------------------------------------------------------------------------- post-training kinds
@@ -110,8 +201,9 @@ class RewardEstimator(Protocol):
     find pivotal tokens. The core caches estimates per prefix.
     """
 
-    def __call__(self, problem: Record, prefix_ids: Sequence[int], *, policy: Policy,
-                 verifier: Verifier, seed: int) -> Any: ...
+    def __call__(
+        self, problem: Record, prefix_ids: Sequence[int], *, policy: Policy, verifier: Verifier, seed: int
+    ) -> Any: ...
 
 
 @runtime_checkable
@@ -126,16 +218,38 @@ class SyntheticGenerator(Protocol):
     def __call__(self, seeds: Iterable[Record], *, policy: Policy | None, seed: int) -> Iterator[Record]: ...
 
 
-@runtime_checkable
-class Evaluator(Protocol):
-    """Benchmark runner: `evaluator(policy, *, seed) -> dict[str, float]`.
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What an evaluator returns for one policy.
 
-    Runs its benchmark (named and configured by the factory's options: file, split, limit, shots)
-    against `policy` and returns metrics by name, e.g. `{"accuracy": 0.71, "n": 500}`. The core
-    prints them, writes them to the results JSON and sends them to the metric loggers.
+    metrics: name → value (`acc`, `acc_norm`, `exact_match`, `pass@1`, ...), plain floats.
+    stderr: name → standard error of that metric where one is defined (bootstrap-free closed forms).
+    samples: one record per scored item: its `id`, the prompt/context, the generation or summed
+    log-likelihoods, the target and the per-sample metric values (written with `--log-samples`).
     """
 
-    def __call__(self, policy: Policy, *, seed: int) -> dict[str, float]: ...
+    metrics: dict[str, float]
+    stderr: dict[str, float] = field(default_factory=dict)
+    samples: list[Record] = field(default_factory=list)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Benchmark runner built by `factory(**options)` (file, shots, limit, ...): scores a policy on its items.
+
+    `requires`: the policy capabilities it needs (e.g. `{LOGLIKELIHOOD}`); the core checks them before
+    running and stops with one line naming the missing capability. `items()` yields every benchmark
+    item as a record with `id` and `text` (all the text a training document could have copied: question,
+    choices, answer), so decontamination indexes exactly what is evaluated. `evaluator(policy, seed=...)`
+    runs the benchmark and returns an `EvaluationResult`; the core prints it, writes results.json and
+    sends the metrics to the metric loggers.
+    """
+
+    requires: frozenset[str]
+
+    def items(self) -> Iterable[Record]: ...
+
+    def __call__(self, policy: TextPolicy, *, seed: int) -> EvaluationResult: ...
 
 
 # ---------------------------------------------------------------------------------- metric loggers

@@ -19,8 +19,9 @@ import re
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from phijax.errors import PhijaxError
 from phijax.plugins.errors import (
@@ -32,6 +33,7 @@ from phijax.plugins.errors import (
 from phijax.plugins.manager import LoadedPlugins, PluginFailure, PluginSource, load_plugins
 
 KINDS: tuple[str, ...] = (
+    "backends",
     "data_sources",
     "synthetic_generators",
     "reward_estimators",
@@ -74,8 +76,10 @@ class Conflict:
 
     def line(self) -> str:
         first, second = self.plugins
-        return (f"{label(self.kind)} '{self.name}' is registered by both {first} and {second}; "
-                f"uninstall one of them or select plugins with PHIJAX_PLUGINS")
+        return (
+            f"{label(self.kind)} '{self.name}' is registered by both {first} and {second}; "
+            f"uninstall one of them or select plugins with PHIJAX_PLUGINS"
+        )
 
 
 class Registry:
@@ -159,9 +163,7 @@ class Registry:
         except Exception as err:
             what = str(err) if isinstance(err, PhijaxError) else f"{type(err).__name__}: {err}"
             first = what.strip().splitlines()[0] if what.strip() else type(err).__name__
-            raise ComponentError(
-                f"{label(kind)} '{name}' (plugin {component.plugin}) failed: {first}"
-            ) from err
+            raise ComponentError(f"{label(kind)} '{name}' (plugin {component.plugin}) failed: {first}") from err
 
     # -------------------------------------------------------------------------------- report
     def components_of(self, plugin: str) -> dict[str, list[str]]:
@@ -183,8 +185,10 @@ class Registry:
         hint = f"did you mean '{close[0]}'? " if close else ""
         listed = ", ".join(known) if known else "none"
         failed = f"; {len(self.failures)} plugin(s) failed to load" if self.failures else ""
-        return (f"unknown {label(kind)} '{name}': {hint}registered {kind.replace('_', ' ')}: {listed}"
-                f"{failed} (see `phijax plugins`)")
+        return (
+            f"unknown {label(kind)} '{name}': {hint}registered {kind.replace('_', ' ')}: {listed}"
+            f"{failed} (see `phijax plugins`)"
+        )
 
 
 # ------------------------------------------------------------------------------- building one
@@ -217,11 +221,15 @@ def _run_register_hook(registry: Registry, loaded: LoadedPlugins, source: Plugin
         try:
             impl.function(*(args[a] for a in impl.argnames))
         except Exception as err:  # noqa: BLE001 - a plugin's bug must not take the others down
-            registry.failures.append(PluginFailure(
-                source.name, source.version, source.entry_point,
-                f"hook {hook_name(kind)} raised {type(err).__name__}: {err}".splitlines()[0],
-                traceback.format_exc(),
-            ))
+            registry.failures.append(
+                PluginFailure(
+                    source.name,
+                    source.version,
+                    source.entry_point,
+                    f"hook {hook_name(kind)} raised {type(err).__name__}: {err}".splitlines()[0],
+                    traceback.format_exc(),
+                )
+            )
             return
     for name, factory in staged:
         _add_staged(registry, source, kind, name, factory)
@@ -237,8 +245,13 @@ def _add_staged(registry: Registry, source: PluginSource, kind: str, name: Any, 
         registry.failures.append(PluginFailure(source.name, source.version, source.entry_point, str(err)))
 
 
-def load_registry(environ: Mapping[str, str] | None = None, *, builtins: bool = True,
-                  third_party: bool = True, plugins: Sequence[tuple[str, Any]] = ()) -> Registry:
+def load_registry(
+    environ: Mapping[str, str] | None = None,
+    *,
+    builtins: bool = True,
+    third_party: bool = True,
+    plugins: Sequence[tuple[str, Any]] = (),
+) -> Registry:
     """A fresh registry: entry-point plugins (filtered by `environ`) plus in-process `plugins`."""
     return build_registry(load_plugins(environ, builtins=builtins, third_party=third_party, extra=plugins))
 
@@ -294,8 +307,18 @@ def _protocol_problem(kind: str, made: Any) -> str | None:
     if kind == "data_sources":
         random_access = hasattr(made, "__len__") and hasattr(made, "__getitem__")
         if not (random_access or hasattr(made, "__iter__")) or isinstance(made, (str, bytes, Mapping)):
-            return (f"returned {type(made).__name__}, not a data source: return an object with "
-                    f"__len__ and __getitem__, or an iterable of record dicts")
+            return (
+                f"returned {type(made).__name__}, not a data source: return an object with "
+                f"__len__ and __getitem__, or an iterable of record dicts"
+            )
+    elif kind == "backends":
+        if not isinstance(getattr(made, "capabilities", None), (frozenset, set)) or not callable(
+            getattr(made, "generate", None)
+        ):
+            return (
+                f"returned {type(made).__name__}, not a policy: it needs `capabilities` (a set) and "
+                f"generate(prompts, ...); see phijax.plugins.protocols.TextPolicy"
+            )
     elif kind == "metric_loggers":
         if not (callable(getattr(made, "log", None)) and callable(getattr(made, "close", None))):
             return f"returned {type(made).__name__}, not a metric logger: it needs log(step, metrics) and close()"

@@ -19,7 +19,8 @@ left untouched. Outside pytest use `plugin_registry(...)`, a context manager doi
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Pivotal Token Search (PHI4.md § Post-training): find the tokens that swing p(success).
+"""Pivotal Token Search (docs/phi4-recipe.md § Post-training): find the tokens that swing p(success).
 
 - `search`: the estimator-agnostic recursive subdivision and the single-token pair rule (pure).
 - `pairs`: the loop from problems to DPO pairs over a policy, an estimator and a verifier.
@@ -6,20 +6,20 @@
 """
 
 from phijax.pts.search import (
-    Prefix,
-    SuccessProbability,
+    SUCCESS_BAND,
     InvalidEstimateError,
+    PivotalToken,
+    Prefix,
+    PTSResult,
     Rollout,
     SuccessEstimate,
-    PivotalToken,
-    PTSResult,
-    in_success_band,
-    pivotal_token_search,
+    SuccessProbability,
     TokenPair,
     alternative_token,
-    token_pairs,
+    in_success_band,
     pair_record,
-    SUCCESS_BAND,
+    pivotal_token_search,
+    token_pairs,
 )
 
 __all__ = [

@@ -1,27 +1,35 @@
-"""`phijax pts --config FILE`: from a checkpoint and problems to Pivotal Token Search DPO pairs.
+"""`phijax pts --config FILE`: from a policy and problems to Pivotal Token Search DPO pairs.
 
     problems (JSONL or the curriculum) ─► prompt ids (chat template or textbook form)
         ─► `pts_pairs` loop (band filter, solutions, PTS) with the configured estimator + verifier
         ─► pairs JSONL (what `phijax dpo` reads) + `<stem>.summary.json` (the run's counts)
 
-The loop itself is `phijax.pts.pairs`; this module builds what it needs from the `pts` config
-section, counts what the run spent (estimates, rollouts, generated tokens) and writes the files.
+The loop itself is `phijax.pts.pairs`; this module builds what it needs from the `PTSJob` config
+(the policy through its backend, `policy: {backend: local, checkpoint: ...}`), counts what the run
+spent (estimates, rollouts, generated tokens) and writes the files. The policy is used only through
+the `TokenPolicy` protocol and never changed: the run's stop tokens are passed to every completion.
 The pairs file is written as `<output>.partial` and renamed when the run completes, so a file named
-`output` is always a whole run.
+`output` is always a whole run. Progress (queries done, pairs written, counts) is saved after every
+query in `<output>.progress.json`: SIGTERM stops the run after the query in hand, and the same command
+resumes it (`Progress`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from phijax.config import Config, CurriculumProblemsConfig, PTSConfig
-from phijax.errors import ConfigError
+from phijax.errors import ConfigError, PhijaxError
+from phijax.plugins.protocols import TOKENS, TokenPolicy
 from phijax.pts import SuccessEstimate
+from phijax.pts.config import CurriculumProblemsConfig, PTSJob
 from phijax.pts.pairs import PTSSettings, PTSStats, pts_pairs
 from phijax.verify import ProblemError
 
@@ -30,20 +38,20 @@ MAX_SCAN = 10_000  # curriculum indices scanned per problem kept before max_digi
 
 
 # ---------------------------------------------------------------------------------- the config
-def validate(pts: PTSConfig, *, need_checkpoint: bool = True) -> None:
-    """Refuse a `pts` section that cannot run, with one line naming the key to fix."""
-    if need_checkpoint and not pts.checkpoint:
-        raise ConfigError("pts.checkpoint is not set: pass the policy, e.g. pts.checkpoint=runs/tiny-pretrain")
+def validate(pts: PTSJob, *, need_checkpoint: bool = True) -> None:
+    """Refuse a PTS job that cannot run, with one line naming the key to fix."""
+    if need_checkpoint and pts.policy.backend == "local" and not pts.policy.checkpoint:
+        raise ConfigError("policy.checkpoint is not set: pass the policy, e.g. policy.checkpoint=runs/tiny-pretrain")
     positive = {"rollouts": pts.rollouts, "solutions": pts.solutions, "max_new_tokens": pts.max_new_tokens}
     for key, value in positive.items():
         if value < 1:
-            raise ConfigError(f"pts.{key} ({value}) must be at least 1")
+            raise ConfigError(f"{key} ({value}) must be at least 1")
     if not pts.temperature > 0:
-        raise ConfigError(f"pts.temperature ({pts.temperature}) must be > 0: PTS needs sampled rollouts (1.0 is usual)")
+        raise ConfigError(f"temperature ({pts.temperature}) must be > 0: PTS needs sampled rollouts (1.0 is usual)")
     if not 0 < pts.p_gap <= 1:
-        raise ConfigError(f"pts.p_gap ({pts.p_gap}) must be in (0, 1]; the report's default is 0.2")
+        raise ConfigError(f"p_gap ({pts.p_gap}) must be in (0, 1]; the report's default is 0.2")
     if len(pts.band) != 2 or not 0 <= pts.band[0] <= pts.band[1] <= 1:
-        raise ConfigError(f"pts.band {list(pts.band)} must be [low, high] with 0 <= low <= high <= 1, e.g. [0.2, 0.8]")
+        raise ConfigError(f"band {list(pts.band)} must be [low, high] with 0 <= low <= high <= 1, e.g. [0.2, 0.8]")
     if pts.problems is None:
         _validate_curriculum(pts.curriculum, pts.verifier)
 
@@ -52,20 +60,24 @@ def _validate_curriculum(cur: CurriculumProblemsConfig, verifier: str) -> None:
     from phijax.data.curriculum import KINDS
 
     if cur.count < 1:
-        raise ConfigError(f"pts.curriculum.count ({cur.count}) must be at least 1")
+        raise ConfigError(f"curriculum.count ({cur.count}) must be at least 1")
     unknown = sorted(set(cur.kinds) - set(KINDS)) or ([] if cur.kinds else ["(none)"])
     if unknown:
-        raise ConfigError(f"pts.curriculum.kinds: unknown kind {unknown[0]}; choose from {', '.join(KINDS)}")
+        raise ConfigError(f"curriculum.kinds: unknown kind {unknown[0]}; choose from {', '.join(KINDS)}")
     if cur.max_digits is not None and cur.max_digits < 2:
-        raise ConfigError(f"pts.curriculum.max_digits ({cur.max_digits}) must be at least 2 (the curriculum's smallest problems)")
+        raise ConfigError(
+            f"curriculum.max_digits ({cur.max_digits}) must be at least 2 (the curriculum's smallest problems)"
+        )
     if "division" in cur.kinds and verifier == "math_answer":
-        raise ConfigError("pts.curriculum.kinds holds division, whose answer `Q remainder R` math_answer cannot "
-                          "match (it compares the last number): drop division from pts.curriculum.kinds")
+        raise ConfigError(
+            "curriculum.kinds holds division, whose answer `Q remainder R` math_answer cannot "
+            "match (it compares the last number): drop division from curriculum.kinds"
+        )
 
 
 # ---------------------------------------------------------------------------------- the problems
-def load_problems(pts: PTSConfig) -> list[dict[str, Any]]:
-    """The run's problems: the `pts.problems` JSONL, or `pts.curriculum` problems when it is null."""
+def load_problems(pts: PTSJob) -> list[dict[str, Any]]:
+    """The run's problems: the `problems` JSONL, or `curriculum` problems when it is null."""
     if pts.problems is not None:
         return read_problems(pts.problems)
     return curriculum_problems(pts.curriculum)
@@ -75,8 +87,10 @@ def read_problems(path: str | Path) -> list[dict[str, Any]]:
     """Problems of a JSONL file: one object a line with a non-empty `query` and `answer` or `tests`."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"pts.problems file {path} not found: write a JSONL of {{query, answer}} records "
-                          "or set pts.problems=null to use the curriculum")
+        raise ConfigError(
+            f"problems file {path} not found: write a JSONL of {{query, answer}} records "
+            "or set problems=null to use the curriculum"
+        )
     problems = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
@@ -107,33 +121,48 @@ def curriculum_problems(cur: CurriculumProblemsConfig) -> list[dict[str, Any]]:
     index = 0
     while len(problems) < cur.count:
         if index >= MAX_SCAN * cur.count:
-            raise ConfigError(f"pts.curriculum: only {len(problems)} of {cur.count} problems have operands of at most "
-                              f"{cur.max_digits} digits; raise pts.curriculum.max_digits or lower count")
+            raise ConfigError(
+                f"curriculum: only {len(problems)} of {cur.count} problems have operands of at most "
+                f"{cur.max_digits} digits; raise curriculum.max_digits or lower count"
+            )
         problem = make_problem(cur.seed, index, tuple(cur.kinds))
         if limit is None or max(problem.a, problem.b) < limit:
-            problems.append({"id": f"curriculum-{cur.seed}-{index}", "query": problem.question,
-                             "answer": problem.answer, "kind": problem.kind})
+            problems.append(
+                {
+                    "id": f"curriculum-{cur.seed}-{index}",
+                    "query": problem.question,
+                    "answer": problem.answer,
+                    "kind": problem.kind,
+                }
+            )
         index += 1
     return problems
 
 
-def prompt_encoder(tokenizer: Any, prompt_format: str) -> Callable[[dict[str, Any]], list[int]]:
+def prompt_encoder(policy: TokenPolicy, prompt_format: str) -> Callable[[dict[str, Any]], list[int]]:
     """problem -> token ids of its templated query, the prefix every solution continues.
 
-    `chat`: one user turn and the assistant generation prompt (Phi-4's chat template). `text`: the
-    document separator then `Exercise. {query}\\n\\nSolution.`, how the curriculum's pretraining
+    `chat`: one user turn and the assistant generation prompt (the policy's chat template). `text`: the
+    end-of-text separator then `Exercise. {query}\\n\\nSolution.`, how the curriculum's pretraining
     documents read, for models that have seen no chat.
     """
     if prompt_format == "chat":
-        return lambda p: tokenizer.format_chat([{"role": "user", "content": p["query"]}], add_generation_prompt=True)[0]
+        return lambda p: policy.chat_prompt([{"role": "user", "content": p["query"]}])
     if prompt_format == "text":
-        return lambda p: [tokenizer.eod_id, *tokenizer.encode(TEXT_PROMPT.format(query=p["query"]))]
-    raise ConfigError(f"pts.prompt_format {prompt_format!r} must be `chat` or `text`")
+        return lambda p: [policy.eot_token_id, *policy.encode(TEXT_PROMPT.format(query=p["query"]))]
+    raise ConfigError(f"prompt_format {prompt_format!r} must be `chat` or `text`")
+
+
+def run_stop_tokens(policy: TokenPolicy, prompt_format: str) -> tuple[int, ...]:
+    """The ids that end a solution or rollout: the policy's own, plus end-of-text for `text` prompts
+    (a pretrained model ends a document with <|endoftext|>, not with an end-of-turn token)."""
+    extra = {policy.eot_token_id} if prompt_format == "text" else set()
+    return tuple(sorted({*policy.stop_tokens, *extra}))
 
 
 # ------------------------------------------------------------------------------- what a run spends
 class CountingPolicy:
-    """A `Policy` that forwards to `policy` and counts the sequences and tokens `complete` sampled."""
+    """A `TokenPolicy` that forwards to `policy` and counts the sequences and tokens `complete` sampled."""
 
     def __init__(self, policy: Any) -> None:
         self.policy, self.sequences, self.tokens = policy, 0, 0
@@ -144,7 +173,7 @@ class CountingPolicy:
         self.tokens += sum(len(r) for r in rows)
         return rows
 
-    def __getattr__(self, name: str) -> Any:  # decode, generate, loglikelihood, tokenizer, ...
+    def __getattr__(self, name: str) -> Any:  # decode, encode, stop_tokens, loglikelihood, ...
         return getattr(self.policy, name)
 
 
@@ -173,9 +202,11 @@ class QueryEstimates:
 def band_counts(query_success: Sequence[float], band: Sequence[float]) -> dict[str, int]:
     """How many queries fell below, inside and above the success band."""
     low, high = band
-    return {"below_band": sum(p < low for p in query_success),
-            "in_band": sum(low <= p <= high for p in query_success),
-            "above_band": sum(p > high for p in query_success)}
+    return {
+        "below_band": sum(p < low for p in query_success),
+        "in_band": sum(low <= p <= high for p in query_success),
+        "above_band": sum(p > high for p in query_success),
+    }
 
 
 def summary_path(output: str | Path) -> Path:
@@ -184,85 +215,230 @@ def summary_path(output: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------- the run
-def run_pts(cfg: Config, policy: Any = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_pts(job: PTSJob, policy: TokenPolicy | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run PTS over the configured problems; write the pairs and their summary; return the summary.
 
-    `policy`: a `Policy` with a `tokenizer` (default: `load_policy(pts.checkpoint, pts.tokenizer)`).
+    `policy`: a `TokenPolicy` (default: the one `job.policy`'s backend makes on `job.mesh`).
     """
     from phijax.plugins.registry import get_registry
 
-    pts = cfg.pts
-    validate(pts, need_checkpoint=policy is None)
-    problems = load_problems(pts)
+    validate(job, need_checkpoint=policy is None)
+    problems = load_problems(job)
     registry = get_registry()
-    verifier = registry.create("verifiers", pts.verifier, **pts.verifier_options)
-    estimator = registry.create("reward_estimators", pts.estimator, num_rollouts=pts.rollouts,
-                                max_new_tokens=pts.max_new_tokens, temperature=pts.temperature,
-                                **pts.estimator_options)
-    policy = policy if policy is not None else load_pts_policy(pts)
+    verifier = registry.create("verifiers", job.verifier, **job.verifier_options)
+    policy = policy if policy is not None else load_job_policy(job)
+    stop_tokens = run_stop_tokens(policy, job.prompt_format)
+    estimator = registry.create(
+        "reward_estimators",
+        job.estimator,
+        num_rollouts=job.rollouts,
+        max_new_tokens=job.max_new_tokens,
+        temperature=job.temperature,
+        stop_tokens=stop_tokens,
+        **job.estimator_options,
+    )
     counting = CountingPolicy(policy)
-    estimates = QueryEstimates(estimator, pts.estimator, registry, log, pts.band)
+    estimates = QueryEstimates(estimator, job.estimator, registry, log, job.band)
     stats = PTSStats()
-    settings = PTSSettings(num_solutions=pts.solutions, max_new_tokens=pts.max_new_tokens,
-                           temperature=pts.temperature, p_gap=pts.p_gap, band=tuple(pts.band), seed=pts.seed)
-    start = time.perf_counter()
-    records = pts_pairs(problems, policy=counting, prompt_ids=prompt_encoder(policy.tokenizer, pts.prompt_format),
-                        estimator=estimates, verifier=verifier, settings=settings, stats=stats)
-    written = write_pairs(pts.output, unique_pairs(records))
-    summary = run_summary(pts, stats, written, estimates.query_success, counting, time.perf_counter() - start)
-    summary_path(pts.output).write_text(json.dumps(summary, indent=2) + "\n")
+    settings = PTSSettings(
+        num_solutions=job.solutions,
+        max_new_tokens=job.max_new_tokens,
+        temperature=job.temperature,
+        p_gap=job.p_gap,
+        band=tuple(job.band),
+        seed=job.seed,
+        stop_tokens=stop_tokens,
+    )
+    progress = Progress(job, stats, estimates, counting)
+    first, seen = progress.resume(len(problems), log)
+    records = pts_pairs(
+        progress.track(problems, first),
+        policy=counting,
+        prompt_ids=prompt_encoder(policy, job.prompt_format),
+        estimator=estimates,
+        verifier=verifier,
+        settings=settings,
+        stats=stats,
+        first_index=first,
+    )
+    with _sigterm_flag() as received:
+        progress.received = received
+        try:
+            written = write_pairs(job.output, unique_pairs(records, seen), append=first > 0)
+        except Preempted:
+            log(
+                f"SIGTERM: {progress.done} of {len(problems)} queries done, {progress.written} pairs saved in "
+                f"{partial_path(job.output)}; run the same command to resume"
+            )
+            return {"preempted": True, "problems_done": progress.done, "pairs": progress.written}
+    summary = run_summary(job, stats, written, estimates.query_success, counting, progress.wall_s())
+    summary_path(job.output).write_text(json.dumps(summary, indent=2) + "\n")
+    progress.path.unlink(missing_ok=True)
     log(format_summary(summary))
     return summary
 
 
-def run_summary(pts: PTSConfig, stats: PTSStats, written: int, query_success: list[float],
-                counting: CountingPolicy, wall_s: float) -> dict[str, Any]:
+def run_summary(
+    job: PTSJob, stats: PTSStats, written: int, query_success: list[float], counting: CountingPolicy, wall_s: float
+) -> dict[str, Any]:
     """The summary JSON: counts of the run, what it spent, each query's p(success), the settings.
 
     `rollouts` are the sequences the estimator sampled (all sampled minus the solutions searched).
     """
     return {
-        "pairs_file": str(pts.output), "checkpoint": pts.checkpoint, "problems": stats.problems,
-        **band_counts(query_success, pts.band), "solutions": stats.solutions,
-        "pivotal_tokens": stats.pivotal_tokens, "pairs": written, "duplicate_pairs": stats.pairs - written,
-        "estimates": stats.estimates, "rollouts": counting.sequences - stats.solutions,
-        "generated_tokens": counting.tokens, "wall_s": round(wall_s, 2), "query_success": query_success,
-        "settings": _settings(pts),
+        "pairs_file": str(job.output),
+        "policy": getattr(counting.policy, "name", None),
+        "checkpoint": job.policy.checkpoint,
+        "problems": stats.problems,
+        **band_counts(query_success, job.band),
+        "solutions": stats.solutions,
+        "pivotal_tokens": stats.pivotal_tokens,
+        "pairs": written,
+        "duplicate_pairs": stats.pairs - written,
+        "estimates": stats.estimates,
+        "rollouts": counting.sequences - stats.solutions,
+        "generated_tokens": counting.tokens,
+        "wall_s": round(wall_s, 2),
+        "query_success": query_success,
+        "settings": _settings(job),
     }
 
 
-def load_pts_policy(pts: PTSConfig) -> Any:
-    """The checkpoint's `ModelPolicy`; the `text` format also stops at the document separator."""
-    from phijax.generate import load_policy
+def load_job_policy(job: PTSJob) -> TokenPolicy:
+    """The policy `job.policy` names, made by its backend on `job.mesh`; PTS needs token-level access."""
+    from phijax.plugins.registry import get_registry
 
-    policy = load_policy(pts.checkpoint, pts.tokenizer)
-    if pts.prompt_format == "text":  # a pretrained model ends a document with <|endoftext|>, not <|im_end|>
-        policy.stop_tokens = sorted({*policy.stop_tokens, policy.tokenizer.eod_id})
+    policy = get_registry().create("backends", job.policy.backend, mesh=job.mesh, **job.policy.factory_options())
+    if TOKENS not in policy.capabilities:
+        raise PhijaxError(
+            f"policy.backend {job.policy.backend} gives no token-level access ({TOKENS}), which PTS "
+            "needs for prefixes and rollouts: use the local backend"
+        )
     return policy
 
 
-def unique_pairs(records: Any) -> Any:
+class Preempted(Exception):
+    """SIGTERM arrived: progress is saved after the query in hand and the run stops."""
+
+
+class Progress:
+    """`<output>.progress.json`: queries done, pairs written and the counts so far, saved after each query.
+
+    A run stopped by SIGTERM (or killed) keeps `<output>.partial` and this file; the same command then
+    resumes at the next query (seeds depend on the query's index, so the resumed run samples what the
+    whole run would have), after dropping pairs of a query that was cut short.
+    """
+
+    def __init__(self, job: PTSJob, stats: PTSStats, estimates: QueryEstimates, counting: CountingPolicy):
+        self.job, self.stats, self.estimates, self.counting = job, stats, estimates, counting
+        self.path = Path(job.output).with_name(Path(job.output).name + ".progress.json")
+        self.key = json.dumps({"settings": _settings(job), "checkpoint": job.policy.checkpoint}, sort_keys=True)
+        self.done = self.written = 0
+        self.received: list[bool] = []
+        self.total = 0
+        self.elapsed_before, self.started = 0.0, time.perf_counter()
+
+    def resume(self, total: int, log: Callable[[str], None]) -> tuple[int, set]:
+        """(first query index, keys of the pairs already written) from a matching progress file."""
+        partial = partial_path(self.job.output)
+        if not (self.path.is_file() and partial.is_file()):
+            return 0, set()
+        saved = json.loads(self.path.read_text())
+        if saved.get("key") != self.key:
+            log(f"{self.path} is for other settings: starting over")
+            return 0, set()
+        lines = partial.read_text().splitlines()[: saved["written"]]
+        partial.write_text("".join(line + "\n" for line in lines))
+        for name, value in saved["stats"].items():
+            setattr(self.stats, name, value)
+        self.estimates.query_success = list(saved["query_success"])
+        self.counting.sequences, self.counting.tokens = saved["sequences"], saved["tokens"]
+        self.done, self.written, self.elapsed_before = saved["done"], len(lines), saved["wall_s"]
+        log(f"resuming PTS at query {self.done + 1} of {total} ({self.written} pairs already in {partial})")
+        return self.done, {_pair_key(json.loads(line)) for line in lines}
+
+    def track(self, problems: Sequence[dict[str, Any]], first: int) -> Any:
+        """problems[first:], saving progress each time the loop asks for the next (the last is done)."""
+        self.total = len(problems)
+        for index in range(first, len(problems)):
+            if index > first:
+                self.save(index)
+            yield problems[index]
+        self.save(len(problems))
+
+    def save(self, done: int) -> None:
+        self.done = done
+        self.written = _count_lines(partial_path(self.job.output))
+        record = {
+            "key": self.key,
+            "done": done,
+            "written": self.written,
+            "stats": dataclasses.asdict(self.stats),
+            "query_success": self.estimates.query_success,
+            "sequences": self.counting.sequences,
+            "tokens": self.counting.tokens,
+            "wall_s": self.wall_s(),
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self.path)
+        if self.received and done < self.total:
+            raise Preempted
+
+    def wall_s(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+
+def partial_path(output: str | Path) -> Path:
+    return Path(output).with_name(Path(output).name + ".partial")
+
+
+def _count_lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.is_file() else 0
+
+
+@contextmanager
+def _sigterm_flag() -> Any:
+    """While active, SIGTERM only sets a flag (progress is saved after the query in hand)."""
+    received: list[bool] = []
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: received.append(True))
+    except ValueError:  # not the main thread: leave signals alone
+        yield received
+        return
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pair_key(record: dict[str, Any]) -> tuple[tuple[int, ...], int, int]:
+    return tuple(record["prompt_ids"]), record["chosen_id"], record["rejected_id"]
+
+
+def unique_pairs(records: Any, seen: set | None = None) -> Any:
     """`records` without repeats of a pair already yielded (same prompt ids, chosen and rejected).
 
     Solutions of one query often share a prefix, and estimates are memoised per prefix, so two
     solutions through the same pivotal token give the very same pair: a repeat would only weigh
     that query more in DPO.
     """
-    seen: set[tuple[tuple[int, ...], int, int]] = set()
+    seen = set() if seen is None else seen  # a resumed run's: the pairs already written
     for record in records:
-        key = (tuple(record["prompt_ids"]), record["chosen_id"], record["rejected_id"])
+        key = _pair_key(record)
         if key not in seen:
             seen.add(key)
             yield record
 
 
-def write_pairs(output: str | Path, records: Any) -> int:
-    """Write JSON `records` one a line to `output` (via `<output>.partial`); returns how many."""
+def write_pairs(output: str | Path, records: Any, append: bool = False) -> int:
+    """Write JSON `records` one a line to `output` (via `<output>.partial`, appended to when `append`);
+    returns how many lines the file holds."""
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    with partial.open("w") as f:
+    partial = partial_path(path)
+    count = _count_lines(partial) if append else 0
+    with partial.open("a" if append else "w") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
             f.flush()  # a long run's pairs can be inspected while it goes
@@ -271,27 +447,42 @@ def write_pairs(output: str | Path, records: Any) -> int:
     return count
 
 
-def _settings(pts: PTSConfig) -> dict[str, Any]:
-    keys = ("estimator", "verifier", "prompt_format", "rollouts", "p_gap", "band", "solutions",
-            "max_new_tokens", "temperature", "seed", "problems")
+def _settings(pts: PTSJob) -> dict[str, Any]:
+    keys = (
+        "estimator",
+        "verifier",
+        "prompt_format",
+        "rollouts",
+        "p_gap",
+        "band",
+        "solutions",
+        "max_new_tokens",
+        "temperature",
+        "seed",
+        "problems",
+    )
     return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(pts, k)) for k in keys)}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The run's counts as the lines `phijax pts` prints at the end."""
     s = summary
-    return (f"queries {s['problems']}: {s['below_band']} below / {s['in_band']} in / {s['above_band']} above the band\n"
-            f"solutions searched {s['solutions']}, pivotal tokens {s['pivotal_tokens']}, "
-            f"pairs {s['pairs']} (+{s['duplicate_pairs']} repeats dropped)\n"
-            f"estimates {s['estimates']}, rollouts {s['rollouts']}, generated tokens {s['generated_tokens']:,}, "
-            f"wall {s['wall_s']:.1f} s\n"
-            f"wrote {s['pairs_file']} and {summary_path(s['pairs_file'])}" + _no_pairs_hint(s))
+    return (
+        f"queries {s['problems']}: {s['below_band']} below / {s['in_band']} in / {s['above_band']} above the band\n"
+        f"solutions searched {s['solutions']}, pivotal tokens {s['pivotal_tokens']}, "
+        f"pairs {s['pairs']} (+{s['duplicate_pairs']} repeats dropped)\n"
+        f"estimates {s['estimates']}, rollouts {s['rollouts']}, generated tokens {s['generated_tokens']:,}, "
+        f"wall {s['wall_s']:.1f} s\n"
+        f"wrote {s['pairs_file']} and {summary_path(s['pairs_file'])}" + _no_pairs_hint(s)
+    )
 
 
 def _no_pairs_hint(s: dict[str, Any]) -> str:
     if s["pairs"]:
         return ""
     if s["below_band"] > s["above_band"]:
-        return ("\nno pairs: most queries fall below the band; train the policy longer, use easier problems "
-                "or lower pts.temperature")
-    return "\nno pairs: try more problems, more pts.solutions or a smaller pts.p_gap"
+        return (
+            "\nno pairs: most queries fall below the band; train the policy longer, use easier problems "
+            "or lower temperature"
+        )
+    return "\nno pairs: try more problems, more solutions or a smaller p_gap"

@@ -120,7 +120,8 @@ def _as_estimate(value: float | SuccessEstimate, prefix: Prefix) -> SuccessEstim
     if not 0.0 <= p <= 1.0:
         raise InvalidEstimateError(
             f"success_probability returned {p!r} for a prefix of {len(prefix)} tokens; "
-            "it must return a probability in [0, 1] (or a SuccessEstimate holding one)")
+            "it must return a probability in [0, 1] (or a SuccessEstimate holding one)"
+        )
     return SuccessEstimate(p, tuple(estimate.rollouts))
 
 
@@ -149,20 +150,25 @@ def _split_points(tokens: Sequence[int], logprobs: Sequence[float] | None) -> Ca
 def _cumulative_surprisal(tokens: Sequence[int], logprobs: Sequence[float]) -> list[float]:
     """[n + 1] running sum of -log p(token) from the start of the completion."""
     if len(logprobs) != len(tokens):
-        raise ValueError(f"logprobs has {len(logprobs)} entries for {len(tokens)} tokens; "
-                         "pass one log-probability per completion token (or None)")
+        raise ValueError(
+            f"logprobs has {len(logprobs)} entries for {len(tokens)} tokens; "
+            "pass one log-probability per completion token (or None)"
+        )
     sums = [0.0]
     for lp in logprobs:
         lp = float(lp)
         if not (math.isfinite(lp) and lp <= 1e-6):
-            raise ValueError(f"logprob {lp!r} is not a finite log-probability <= 0; "
-                             "pass log p(token | prefix), e.g. log_softmax(logits)[token]")
+            raise ValueError(
+                f"logprob {lp!r} is not a finite log-probability <= 0; "
+                "pass log p(token | prefix), e.g. log_softmax(logits)[token]"
+            )
         sums.append(sums[-1] - min(lp, 0.0))
     return sums
 
 
-def _subdivide(n: int, p: Callable[[int], float], split: Callable[[int, int], int],
-               p_gap: float) -> list[tuple[int, int]]:
+def _subdivide(
+    n: int, p: Callable[[int], float], split: Callable[[int, int], int], p_gap: float
+) -> list[tuple[int, int]]:
     """The report's Subdivide over token positions: segments [start, end) covering [0, n) in order.
 
     A segment is kept whole when it is one token or p barely changes across it; else it is split
@@ -181,8 +187,12 @@ def _subdivide(n: int, p: Callable[[int], float], split: Callable[[int, int], in
     return segments
 
 
-def pivotal_token_search(tokens: Sequence[int], success_probability: SuccessProbability,
-                         p_gap: float = 0.2, logprobs: Sequence[float] | None = None) -> PTSResult:
+def pivotal_token_search(
+    tokens: Sequence[int],
+    success_probability: SuccessProbability,
+    p_gap: float = 0.2,
+    logprobs: Sequence[float] | None = None,
+) -> PTSResult:
     """Find the tokens t_i of a completion with |p(t_1..t_i) - p(t_1..t_{i-1})| >= p_gap.
 
     tokens: [n] token ids of one sampled completion (the query is bound into the estimator).
@@ -225,8 +235,9 @@ class TokenPair:
         return len(self.prefix)
 
 
-def alternative_token(pivot: PivotalToken, rollouts: Sequence[Rollout],
-                      prior_strength: float = 1.0) -> tuple[int, float] | None:
+def alternative_token(
+    pivot: PivotalToken, rollouts: Sequence[Rollout], prior_strength: float = 1.0
+) -> tuple[int, float] | None:
     """The first token, other than the pivot's, that moves p the opposite way; with its p estimate.
 
     For a pivot that raises p the alternative must lower it (its rollouts succeed less often than
@@ -253,8 +264,7 @@ def alternative_token(pivot: PivotalToken, rollouts: Sequence[Rollout],
     return best, wins[best] / counts[best]
 
 
-def token_pairs(tokens: Sequence[int], result: PTSResult,
-                prior_strength: float = 1.0) -> list[TokenPair]:
+def token_pairs(tokens: Sequence[int], result: PTSResult, prior_strength: float = 1.0) -> list[TokenPair]:
     """One DPO pair per pivotal token with an alternative among the rollouts of its prefix.
 
     The pivotal token is chosen when it raises p and rejected when it lowers it; the other side is
@@ -264,7 +274,7 @@ def token_pairs(tokens: Sequence[int], result: PTSResult,
     tokens = tuple(int(t) for t in tokens)
     pairs = []
     for pivot in result.pivotal_tokens:
-        prefix = tokens[:pivot.index]
+        prefix = tokens[: pivot.index]
         estimate = result.estimates.get(prefix)
         found = alternative_token(pivot, estimate.rollouts, prior_strength) if estimate else None
         if found is None:
@@ -277,16 +287,22 @@ def token_pairs(tokens: Sequence[int], result: PTSResult,
     return pairs
 
 
-def pair_record(pair: TokenPair, query_ids: Sequence[int],
-                decode: Callable[[Sequence[int]], str]) -> dict[str, object]:
+def pair_record(pair: TokenPair, query_ids: Sequence[int], decode: Callable[[Sequence[int]], str]) -> dict[str, object]:
     """One JSON-serialisable line of PTS DPO data for `pair` found in a completion of `query_ids`.
 
     prompt = query + prefix, as ids and text; chosen / rejected are single tokens, as ids and text
     (ids are authoritative: one token alone may decode to part of a character).
     """
     prompt_ids = [int(t) for t in query_ids] + list(pair.prefix)
-    return {"prompt_ids": prompt_ids, "prompt": decode(prompt_ids),
-            "chosen_id": pair.chosen, "chosen": decode([pair.chosen]),
-            "rejected_id": pair.rejected, "rejected": decode([pair.rejected]),
-            "pivotal_index": pair.pivotal_index, "p_before": pair.p_before,
-            "p_chosen": pair.p_chosen, "p_rejected": pair.p_rejected}
+    return {
+        "prompt_ids": prompt_ids,
+        "prompt": decode(prompt_ids),
+        "chosen_id": pair.chosen,
+        "chosen": decode([pair.chosen]),
+        "rejected_id": pair.rejected,
+        "rejected": decode([pair.rejected]),
+        "pivotal_index": pair.pivotal_index,
+        "p_before": pair.p_before,
+        "p_chosen": pair.p_chosen,
+        "p_rejected": pair.p_rejected,
+    }

@@ -20,8 +20,7 @@ LossType = Literal["sigmoid", "ipo"]
 LOSS_TYPES = ("sigmoid", "ipo")
 
 
-def sequence_logps(logits: jax.Array, targets: jax.Array, mask: jax.Array,
-                   average: bool = False) -> jax.Array:
+def sequence_logps(logits: jax.Array, targets: jax.Array, mask: jax.Array, average: bool = False) -> jax.Array:
     """Summed log-probabilities of the completion tokens of each sequence.
 
     logits: [batch, seq, vocab] scores at each position for the *next* token.
@@ -33,8 +32,10 @@ def sequence_logps(logits: jax.Array, targets: jax.Array, mask: jax.Array,
     [batch, seq, vocab] log-softmax is kept.
     """
     if logits.ndim != 3 or targets.shape != logits.shape[:2] or mask.shape != targets.shape:
-        raise ValueError(f"sequence_logps wants logits [b, s, v] with targets and mask [b, s]; got "
-                         f"logits {logits.shape}, targets {targets.shape}, mask {mask.shape}")
+        raise ValueError(
+            f"sequence_logps wants logits [b, s, v] with targets and mask [b, s]; got "
+            f"logits {logits.shape}, targets {targets.shape}, mask {mask.shape}"
+        )
     logits = logits.astype(jnp.float32)
     picked = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
     token_logps = picked - jax.nn.logsumexp(logits, axis=-1)
@@ -45,38 +46,57 @@ def sequence_logps(logits: jax.Array, targets: jax.Array, mask: jax.Array,
     return total
 
 
-def dpo_loss(policy_chosen_logps: jax.Array, policy_rejected_logps: jax.Array,
-             reference_chosen_logps: jax.Array, reference_rejected_logps: jax.Array,
-             beta: float = 0.1, label_smoothing: float = 0.0,
-             loss_type: LossType = "sigmoid") -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean DPO loss over a batch of preference pairs, and TRL-style metrics.
+def dpo_loss(
+    policy_chosen_logps: jax.Array,
+    policy_rejected_logps: jax.Array,
+    reference_chosen_logps: jax.Array,
+    reference_rejected_logps: jax.Array,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+    loss_type: LossType = "sigmoid",
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Mean DPO loss over a batch of preference pairs, and TRL-style metrics (means of `pair_metrics`).
 
     All four inputs are [batch] log p(completion | prompt) (see `sequence_logps`).
     With h = (policy_chosen - reference_chosen) - (policy_rejected - reference_rejected):
       sigmoid (Rafailov et al.): -(1 - ls) * log σ(β h) - ls * log σ(-β h), ls = label_smoothing
         (conservative DPO: the label is flipped with probability ls);
       ipo (Azar et al.): (h - 1 / (2 β))², usually on length-averaged log-probs.
-    Metrics: rewards/chosen and rewards/rejected are the mean implicit rewards β·(policy - reference),
-    rewards/margins their mean difference, rewards/accuracies the fraction with chosen > rejected.
     """
     _check_dpo_args(beta, label_smoothing, loss_type)
-    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps)
-    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps)
-    h = (policy_chosen_logps - reference_chosen_logps) - (policy_rejected_logps - reference_rejected_logps)
-    if loss_type == "sigmoid":
-        losses = (-(1.0 - label_smoothing) * jax.nn.log_sigmoid(beta * h)
-                  - label_smoothing * jax.nn.log_sigmoid(-beta * h))
-    else:
-        losses = (h - 1.0 / (2.0 * beta)) ** 2
-    metrics = {
-        "rewards/chosen": jnp.mean(chosen_rewards),
-        "rewards/rejected": jnp.mean(rejected_rewards),
-        "rewards/accuracies": jnp.mean((chosen_rewards > rejected_rewards).astype(jnp.float32)),
-        "rewards/margins": jnp.mean(chosen_rewards - rejected_rewards),
-        "logps/chosen": jnp.mean(policy_chosen_logps),
-        "logps/rejected": jnp.mean(policy_rejected_logps),
+    policy = jnp.stack([policy_chosen_logps, policy_rejected_logps], axis=-1)
+    reference = jnp.stack([reference_chosen_logps, reference_rejected_logps], axis=-1)
+    h = (policy[:, 0] - reference[:, 0]) - (policy[:, 1] - reference[:, 1])
+    losses = sigmoid_dpo_losses(h, beta, label_smoothing) if loss_type == "sigmoid" else ipo_losses(h, beta)
+    metrics = pair_metrics(policy, beta * (policy - reference))
+    return jnp.mean(losses), {k: jnp.mean(v) for k, v in metrics.items()}
+
+
+def sigmoid_dpo_losses(h: jax.Array, beta: float, label_smoothing: float = 0.0) -> jax.Array:
+    """Per-pair DPO loss [pairs] of the log-ratio difference h [pairs] (see `dpo_loss`)."""
+    return -(1.0 - label_smoothing) * jax.nn.log_sigmoid(beta * h) - label_smoothing * jax.nn.log_sigmoid(-beta * h)
+
+
+def ipo_losses(h: jax.Array, beta: float) -> jax.Array:
+    """Per-pair IPO loss [pairs]: (h - 1 / (2 β))² (see `dpo_loss`)."""
+    return (h - 1.0 / (2.0 * beta)) ** 2
+
+
+def pair_metrics(policy: jax.Array, rewards: jax.Array) -> dict[str, jax.Array]:
+    """Per-pair metrics [pairs] from policy log-probs and implicit rewards, both [pairs, 2] (chosen, rejected).
+
+    rewards/chosen and rewards/rejected are the implicit rewards (DPO: β·(policy - reference)),
+    rewards/margins their difference, rewards/accuracies 1 where chosen > rejected; a batch's means of
+    these are TRL's metrics.
+    """
+    return {
+        "rewards/chosen": rewards[:, 0],
+        "rewards/rejected": rewards[:, 1],
+        "rewards/accuracies": (rewards[:, 0] > rewards[:, 1]).astype(jnp.float32),
+        "rewards/margins": rewards[:, 0] - rewards[:, 1],
+        "logps/chosen": policy[:, 0],
+        "logps/rejected": policy[:, 1],
     }
-    return jnp.mean(losses), metrics
 
 
 def _check_dpo_args(beta: float, label_smoothing: float, loss_type: str) -> None:
@@ -90,8 +110,9 @@ def _check_dpo_args(beta: float, label_smoothing: float, loss_type: str) -> None
         raise ValueError("label_smoothing applies to the sigmoid loss only; set it to 0 for ipo")
 
 
-def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
-                    chunk: int = 1024) -> tuple[jax.Array, jax.Array]:
+def next_token_loss(
+    hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array, chunk: int = 1024
+) -> tuple[jax.Array, jax.Array]:
     """Summed next-token cross-entropy and the number of trained tokens, without whole logits.
 
     hidden: [batch, seq, embed] final-normed states; lm_head: [embed, vocab]; targets, mask:
@@ -111,8 +132,7 @@ def next_token_loss(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, m
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _summed_nll(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
-                chunk: int) -> jax.Array:
+def _summed_nll(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array, chunk: int) -> jax.Array:
     return _loss_and_gradients(hidden, lm_head, targets, mask, chunk)[0]
 
 
@@ -129,8 +149,9 @@ def _summed_nll_bwd(chunk, gradients, cotangent):
 _summed_nll.defvjp(_summed_nll_fwd, _summed_nll_bwd)
 
 
-def _loss_and_gradients(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
-                        chunk: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _loss_and_gradients(
+    hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array, chunk: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(summed masked NLL, its gradient for `hidden` in hidden's dtype, for `lm_head` in fp32).
 
     The logits' gradient (softmax - one-hot, masked) enters both matmuls in the compute dtype with
@@ -169,8 +190,9 @@ def _chunker(batch: int, seq: int, chunk: int):
     return split, size
 
 
-def completion_logps(hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array,
-                     chunk: int = 1024, average: bool = False) -> jax.Array:
+def completion_logps(
+    hidden: jax.Array, lm_head: jax.Array, targets: jax.Array, mask: jax.Array, chunk: int = 1024, average: bool = False
+) -> jax.Array:
     """`sequence_logps` from final hidden states, without whole [batch, seq, vocab] logits.
 
     hidden: [batch, seq, embed]; lm_head: [embed, vocab]; targets, mask: [batch, seq] (as in

@@ -25,8 +25,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from phijax.config import Config, ModelConfig
+from phijax.model.config import ModelConfig
 from phijax.parallel.mesh import batch_sharding, build_mesh
+from phijax.train.config import TrainJob
 from phijax.train.optim import make_optimizer
 from phijax.train.state import StateLayout, state_layout
 from phijax.train.step import MODEL_INPUTS, make_train_step
@@ -35,9 +36,9 @@ GIB = 1024**3
 
 # HBM per device in GiB, by the start of `device.device_kind` (longest prefix wins).
 HBM_GIB = {
-    "TPU v5 lite": 16.0,   # v5e
-    "TPU v5": 95.0,        # v5p
-    "TPU v6 lite": 32.0,   # v6e (Trillium)
+    "TPU v5 lite": 16.0,  # v5e
+    "TPU v5": 95.0,  # v5p
+    "TPU v6 lite": 32.0,  # v6e (Trillium)
     "TPU v4": 32.0,
     "NVIDIA H100": 80.0,
     "NVIDIA H200": 141.0,
@@ -75,10 +76,7 @@ def per_device_bytes(abstract: Any, shardings: Any) -> int:
     """Bytes one device holds of a pytree of ShapeDtypeStructs laid out by matching NamedShardings."""
     leaves = jax.tree.leaves(abstract)
     sharding_leaves = jax.tree.leaves(shardings)
-    return sum(
-        math.prod(s.shard_shape(a.shape)) * jnp.dtype(a.dtype).itemsize
-        for a, s in zip(leaves, sharding_leaves)
-    )
+    return sum(math.prod(s.shard_shape(a.shape)) * jnp.dtype(a.dtype).itemsize for a, s in zip(leaves, sharding_leaves))
 
 
 def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, tensor: int, loss_chunk: int) -> int:
@@ -107,14 +105,13 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq_len: int, tensor: int, los
     return cfg.num_layers * saved + 2 * whole_layer + logits
 
 
-def analytic_memory(cfg: Config, layout: StateLayout, mesh: jax.sharding.Mesh) -> AnalyticMemory:
+def analytic_memory(cfg: TrainJob, layout: StateLayout, mesh: jax.sharding.Mesh) -> AnalyticMemory:
     """Per-device parameter, optimizer, gradient and activation bytes of `cfg`'s train step."""
     params = per_device_bytes(layout.abstract["params"], layout.shardings["params"])
     opt_state = per_device_bytes(layout.abstract["opt_state"], layout.shardings["opt_state"])
     batch_devices = mesh.shape["data"] * mesh.shape["fsdp"]
     rows = max(cfg.train.global_batch // cfg.train.grad_accum // batch_devices, 1)
-    activations = activation_bytes(cfg.model, rows, cfg.train.seq_len, mesh.shape["tensor"],
-                                   cfg.train.loss_chunk)
+    activations = activation_bytes(cfg.model, rows, cfg.train.seq_len, mesh.shape["tensor"], cfg.train.loss_chunk)
     return AnalyticMemory(params=params, opt_state=opt_state, grads=params, activations=activations)
 
 
@@ -134,7 +131,7 @@ class CompiledMemory:
         return self.arguments + self.outputs - self.aliased + self.temporaries + self.generated_code
 
 
-def compile_train_step(cfg: Config, devices: Sequence[jax.Device]) -> tuple[Any, StateLayout, jax.sharding.Mesh]:
+def compile_train_step(cfg: TrainJob, devices: Sequence[jax.Device]) -> tuple[Any, StateLayout, jax.sharding.Mesh]:
     """(compiled step, layout, mesh): the real train step lowered for `devices` with abstract inputs.
 
     Nothing is allocated: state and batch are ShapeDtypeStructs with their shardings, so this works

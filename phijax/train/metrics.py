@@ -27,7 +27,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from phijax.config import ModelConfig
+from phijax.model.config import ModelConfig
 
 # Dense bf16 peak TFLOP/s per device (vendor figures), by the start of `device.device_kind`.
 PEAK_TFLOPS = {
@@ -69,8 +69,9 @@ def peak_flops(devices: list[jax.Device], per_device_tflops: float | None = None
     return None
 
 
-def matmul_seconds(size: int, dtype: str = "float32", repeats: int = 5,
-                   device: jax.Device | None = None) -> list[float]:
+def matmul_seconds(
+    size: int, dtype: str = "float32", repeats: int = 5, device: jax.Device | None = None
+) -> list[float]:
     """Seconds of each of `repeats` [size, size] @ [size, size] products (2·size³ FLOPs) on `device`
     (default: the first of jax's default backend), after one untimed product that compiles."""
     device = device or jax.devices()[0]

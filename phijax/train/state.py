@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,9 +17,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from phijax.config import ModelConfig
 from phijax.errors import CheckpointError
-from phijax.model.checkpoint import restore_params
+from phijax.model.checkpoint import resolve_checkpoint, restore_params
+from phijax.model.config import ModelConfig
 from phijax.model.phi4 import Phi4
 from phijax.parallel.mesh import state_shardings
 
@@ -33,13 +32,14 @@ class StateLayout:
     """How the model and its train state are laid out: graph, abstract shapes and shardings."""
 
     graphdef: Any
-    abstract: TrainState   # ShapeDtypeStructs
+    abstract: TrainState  # ShapeDtypeStructs
     shardings: TrainState  # NamedShardings
 
     def sharded_abstract(self) -> TrainState:
         """ShapeDtypeStructs that carry their shardings: restore targets and AOT inputs."""
-        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                            self.abstract, self.shardings)
+        return jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), self.abstract, self.shardings
+        )
 
 
 def state_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, rules: dict[str, Any]) -> StateLayout:
@@ -50,7 +50,10 @@ def state_layout(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh,
     opt_state = jax.eval_shape(tx.init, params)
     replicated = NamedSharding(mesh, PartitionSpec())
     opt_shardings = optax.tree_utils.tree_map_params(
-        tx, lambda _, sharding: sharding, opt_state, param_shardings,
+        tx,
+        lambda _, sharding: sharding,
+        opt_state,
+        param_shardings,
         transform_non_params=lambda _: replicated,
     )
     return StateLayout(
@@ -68,7 +71,13 @@ def init_state(cfg: ModelConfig, tx: optax.GradientTransformation, layout: State
 def initial_params(cfg: ModelConfig, layout: StateLayout, seed: int, init_from: str | None = None) -> dict[str, Any]:
     """Parameters a run starts from, in their shardings: restored from `init_from`, else fresh from `seed`."""
     if init_from:
-        source = params_dir(Path(init_from))
+        source = resolve_checkpoint(init_from, what="checkpoint.init_from")
+        if source.kind != "phijax":
+            raise CheckpointError(
+                f"checkpoint.init_from={init_from} is a Hugging Face directory: convert it first "
+                f"with `phijax convert from-hf {init_from} DST` and pass DST"
+            )
+        source = source.path
         log.info("initialising parameters from %s", source)
         return restore_params(source, layout.sharded_abstract()["params"])
 
@@ -76,16 +85,6 @@ def initial_params(cfg: ModelConfig, layout: StateLayout, seed: int, init_from: 
         return nnx.to_pure_dict(nnx.state(Phi4(cfg, rngs=nnx.Rngs(seed))))
 
     return jax.jit(init, out_shardings=layout.shardings["params"])()
-
-
-def params_dir(path: Path) -> Path:
-    """A directory holding `params/`: the path itself, or a run directory's newest checkpoint step."""
-    if (path / "params").is_dir():
-        return path
-    steps = sorted((int(p.name) for p in (path / "checkpoints").glob("*") if p.name.isdigit()), reverse=True)
-    if steps:
-        return path / "checkpoints" / str(steps[0])
-    raise CheckpointError(f"checkpoint.init_from={path} holds neither params/ nor checkpoints/: pass a model or run directory")
 
 
 def state_from_params(params: dict[str, Any], tx: optax.GradientTransformation, layout: StateLayout) -> TrainState:

@@ -1,13 +1,18 @@
-"""The jit-compiled train step: gradient accumulation, chunked loss, clipping and AdamW.
+"""The one jit-compiled train step of every objective: micro-batches, the activation pin, accumulation,
+one division by the total weight, clipping and AdamW.
 
-The loss of a step is the mean next-token cross-entropy over every trained token of the global
-batch, however it is split into micro-batches: micro-batches return summed losses and token counts,
-and the gradient is divided once by the total count.
+A step's loss is the objective's summed loss over the whole global batch divided by its total weight
+(trained tokens, or pairs), however the batch is split: each micro-batch returns sums and a weight,
+they are added up, and the gradient and every metric are divided once. Inside the step every array of
+a micro-batch is pinned to the batch sharding and the model runs under `batch_sharded_activations`,
+so activations stay split over the batch axes (and kernels that need the mesh, splash attention,
+find it) for every objective alike.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,14 +21,78 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from phijax.parallel.mesh import batch_sharded_activations
-from phijax.train.losses import next_token_loss
+from phijax.train.objectives import Batch, Objective, row_sharding
+from phijax.train.objectives.next_token import MODEL_INPUTS, NextToken
 from phijax.train.state import StateLayout, TrainState
 
-# input_ids, targets, positions, loss_mask and optionally segment_ids: [batch, seq]. Without
-# segment_ids every row is one document and attention is causal only (no document mask), the form
-# cuDNN's flash attention runs fastest.
-Batch = dict[str, jax.Array]
-MODEL_INPUTS = ("input_ids", "targets", "positions", "segment_ids", "loss_mask")
+__all__ = ["MODEL_INPUTS", "make_step", "make_train_step", "micro_batches"]
+Step = Callable[..., tuple[TrainState, dict[str, jax.Array]]]
+
+
+def make_step(
+    layout: StateLayout,
+    tx: optax.GradientTransformation,
+    batch_sharding: NamedSharding,
+    objective: Objective,
+    grad_accum: int = 1,
+) -> Step:
+    """A jitted `step(state, batch, extra=None) -> (state, metrics)`; the input state's buffers are donated.
+
+    batch: the objective's global arrays ([rows, ...], rows over the batch axes); extra: what the
+    objective's `prepare` returned (None, or e.g. frozen reference parameters). Metrics: loss,
+    grad_norm (before clipping), the total weight under `objective.weight_name`, and the objective's
+    metrics as means over that weight.
+    """
+
+    def summed(params: dict[str, Any], micro: Batch, extra: Any) -> tuple[jax.Array, tuple[jax.Array, dict]]:
+        micro = {k: jax.lax.with_sharding_constraint(v, row_sharding(batch_sharding, v.ndim)) for k, v in micro.items()}
+        with batch_sharded_activations(batch_sharding):
+            loss_sum, weight, metric_sums = objective.loss(nnx.merge(layout.graphdef, params), micro, extra)
+        return loss_sum, (weight, metric_sums)
+
+    def step(state: TrainState, batch: Batch, extra: Any = None) -> tuple[TrainState, dict[str, jax.Array]]:
+        params = state["params"]
+        micros = micro_batches(batch, grad_accum, objective.examples(batch))
+        grad_fn = jax.value_and_grad(summed, has_aux=True)
+
+        def accumulate(carry, micro: Batch):
+            (loss_sum, (weight, sums)), grads = grad_fn(params, micro, extra)
+            return jax.tree.map(jnp.add, carry, (grads, loss_sum, weight, sums)), None
+
+        first = jax.tree.map(lambda x: x[0], micros)
+        sums_shape = jax.eval_shape(summed, params, first, extra)[1][1]
+        zero = jnp.zeros((), jnp.float32)
+        start = (
+            jax.tree.map(jnp.zeros_like, params),
+            zero,
+            zero,
+            jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), sums_shape),
+        )
+        (grads, loss_sum, weight, sums), _ = jax.lax.scan(accumulate, start, micros)
+        total = jnp.maximum(weight, 1.0)
+        grads = jax.tree.map(lambda g: g / total, grads)
+        updates, opt_state = tx.update(grads, state["opt_state"], params)
+        updated = {"params": optax.apply_updates(params, updates), "opt_state": opt_state}
+        loss, grad_norm = loss_sum / total, optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        metrics = {
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "finite": finite,
+            objective.weight_name: weight,
+            **{k: v / total for k, v in sums.items()},
+        }
+        return skip_unless(finite, updated, state), metrics
+
+    extra_shardings = objective.extra_shardings(layout)
+    in_shardings = (layout.shardings, batch_sharding) + ((extra_shardings,) if extra_shardings is not None else ())
+    return jax.jit(step, in_shardings=in_shardings, out_shardings=(layout.shardings, None), donate_argnums=0)
+
+
+def skip_unless(finite: jax.Array, updated: TrainState, state: TrainState) -> TrainState:
+    """`updated` when `finite` (a bool scalar), else `state` unchanged: a step whose loss or gradient is
+    NaN/inf updates neither the parameters nor the optimizer state (its moments and step count)."""
+    return jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
 
 
 def make_train_step(
@@ -32,49 +101,23 @@ def make_train_step(
     batch_sharding: NamedSharding,
     grad_accum: int = 1,
     loss_chunk: int = 1024,
-) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """A jitted `step(state, batch) -> (state, metrics)`; the input state's buffers are donated."""
-
-    def micro_loss(params: dict[str, Any], micro: Batch) -> tuple[jax.Array, jax.Array]:
-        micro = {k: jax.lax.with_sharding_constraint(v, batch_sharding) for k, v in micro.items()}
-        model = nnx.merge(layout.graphdef, params)
-        with batch_sharded_activations(batch_sharding):
-            hidden = model.hidden_states(micro["input_ids"], micro["positions"], micro.get("segment_ids"))
-        return next_token_loss(hidden, model.lm_head[...], micro["targets"], micro["loss_mask"], loss_chunk)
-
-    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        params = state["params"]
-        grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
-
-        def accumulate(carry, micro):
-            grads, loss_sum, count = carry
-            (loss, n), g = grad_fn(params, micro)
-            return (jax.tree.map(jnp.add, grads, g), loss_sum + loss, count + n), None
-
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        start = (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
-        (grads, loss_sum, count), _ = jax.lax.scan(accumulate, start, _micro_batches(batch, grad_accum))
-        denominator = jnp.maximum(count, 1.0)
-        grads = jax.tree.map(lambda g: g / denominator, grads)
-        updates, opt_state = tx.update(grads, state["opt_state"], params)
-        new_state = {"params": optax.apply_updates(params, updates), "opt_state": opt_state}
-        metrics = {
-            "loss": loss_sum / denominator,
-            "grad_norm": optax.tree.norm(grads),
-            "trained_tokens": count,
-        }
-        return new_state, metrics
-
-    return jax.jit(step, in_shardings=(layout.shardings, batch_sharding),
-                   out_shardings=(layout.shardings, None), donate_argnums=0)
+) -> Step:
+    """`make_step` with the next-token objective: `step(state, batch) -> (state, metrics)` for [batch, seq]
+    token arrays (`MODEL_INPUTS`); metrics loss, grad_norm and trained_tokens."""
+    return make_step(layout, tx, batch_sharding, NextToken(loss_chunk=loss_chunk), grad_accum)
 
 
-def _micro_batches(batch: Batch, grad_accum: int) -> Batch:
-    """[rows, seq] → [grad_accum, rows/grad_accum, seq]; micro-batch i takes rows i, i+k, i+2k, ...
+def micro_batches(batch: Batch, grad_accum: int, examples: int) -> Batch:
+    """Every array [examples·r, ...] → [grad_accum, examples/grad_accum·r, ...]; micro-batch j takes
+    examples j, j+k, j+2k, ... (k = grad_accum).
 
-    Strided rows keep every device's shard of the batch inside every micro-batch (no reshuffle).
+    An example is r consecutive rows (a row; or a pair's chosen and rejected rows, which stay together).
+    Strided examples keep every device's shard of the batch inside every micro-batch (no reshuffle).
     """
-    def split(x: jax.Array) -> jax.Array:
-        return jnp.moveaxis(x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:]), 1, 0)
 
-    return {k: split(batch[k]) for k in MODEL_INPUTS if k in batch}
+    def split(x: jax.Array) -> jax.Array:
+        per_example = x.reshape(examples, -1, *x.shape[1:])
+        strided = per_example.reshape(examples // grad_accum, grad_accum, *per_example.shape[1:])
+        return jnp.moveaxis(strided, 1, 0).reshape(grad_accum, -1, *x.shape[1:])
+
+    return {k: split(v) for k, v in batch.items()}

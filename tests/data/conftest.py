@@ -6,15 +6,16 @@ from typing import Any
 
 import pytest
 
-from phijax.config import Config, config_from_dict
+from phijax.config import config_from_dict
 from phijax.data import load_tokenizer
 from phijax.plugins import hookimpl
+from phijax.train.config import TrainJob
 
 
 class WordsSource:
     """`n` documents `{prefix}{i}: w w w ...` of `length` words; records which indices were read."""
 
-    made: list["WordsSource"] = []
+    made: list[WordsSource] = []
 
     def __init__(self, prefix: str, n: int = 100, length: int = 20):
         self.prefix, self.n, self.length = prefix, n, length
@@ -59,7 +60,8 @@ def phi4():
     return load_tokenizer()
 
 
-def make_config(sources: list[dict[str, Any]], global_batch: int = 4, seq_len: int = 128,
-                **data: Any) -> Config:
-    return config_from_dict({"train": {"global_batch": global_batch, "seq_len": seq_len},
-                             "data": {"sources": sources, **data}})
+def make_config(sources: list[dict[str, Any]], global_batch: int = 4, seq_len: int = 128, **data: Any) -> TrainJob:
+    return config_from_dict(
+        {"train": {"global_batch": global_batch, "seq_len": seq_len}, "data": {"sources": sources, **data}},
+        root=TrainJob,
+    )

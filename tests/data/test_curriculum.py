@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from phijax.data.curriculum import KINDS, check_answer, extract_answer, make_problem
+from phijax.data.curriculum import KINDS, check_answer, make_problem
+from phijax.verify.answers import extract_answer
 
 QUESTION = re.compile(r"Compute (\d+) ([+\-×]) (\d+)\.|Divide (\d+) by (\d+);")
 SUM = re.compile(r"(?<![\d+] )((?:\d+ \+ )+\d+)(?: \(carried\))? = (\d+)")
@@ -56,8 +57,7 @@ def test_curriculum_source_serves_text_and_chat(registry):
     text = registry.create("data_sources", "curriculum", seed=2, size=1000)
     assert len(text) == 1000
     assert text[7]["text"] == make_problem(2, 7).text
-    chat = registry.create("data_sources", "curriculum", seed=2, format="chat",
-                           kinds=["multiplication"])
+    chat = registry.create("data_sources", "curriculum", seed=2, format="chat", kinds=["multiplication"])
     record = chat[7]
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
     assert "×" in record["messages"][0]["content"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from phijax.data.pipeline import build_batches
-from phijax.data.sources import DataError
+from phijax.data.records import DataError
 
 from .conftest import WordsSource, make_config
 
@@ -28,20 +28,21 @@ def take(iterator, n: int) -> list[dict[str, np.ndarray]]:
 def test_token_shares_follow_weights_over_50_batches(registry, phi4, weights):
     # Documents of very different lengths: weights are shares of tokens, not of documents.
     lengths = (150, 8, 40)
-    sources = [{"name": f"s{i}", "source": "test_words", "prefix": f"s{i}_", "n": 500,
-                "length": lengths[i], "weight": w} for i, w in enumerate(weights)]
+    sources = [
+        {"name": f"s{i}", "source": "test_words", "prefix": f"s{i}_", "n": 500, "length": lengths[i], "weight": w}
+        for i, w in enumerate(weights)
+    ]
     it = build_batches(make_config(sources), tokenizer=phi4, with_sources=True)
     shares = token_shares(take(it, 50), len(weights))
     np.testing.assert_allclose(shares, np.array(weights) / sum(weights), atol=0.03)
 
 
 def test_epoch_cap_renormalize_reads_each_document_exactly_epochs_times(registry, phi4):
-    sources = [{"name": "small", "source": "test_words", "prefix": "a", "n": 30, "length": 10,
-                "weight": 0.5, "epochs": 2},
-               {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10,
-                "weight": 0.5}]
-    it = build_batches(make_config(sources, on_epoch_cap="renormalize"), tokenizer=phi4,
-                       with_sources=True)
+    sources = [
+        {"name": "small", "source": "test_words", "prefix": "a", "n": 30, "length": 10, "weight": 0.5, "epochs": 2},
+        {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10, "weight": 0.5},
+    ]
+    it = build_batches(make_config(sources, on_epoch_cap="renormalize"), tokenizer=phi4, with_sources=True)
     batches = take(it, 40)
     small = WordsSource.made[0]
     assert collections.Counter(small.reads) == {i: 2 for i in range(30)}
@@ -51,9 +52,10 @@ def test_epoch_cap_renormalize_reads_each_document_exactly_epochs_times(registry
 
 
 def test_fractional_epoch_cap(registry, phi4):
-    sources = [{"name": "small", "source": "test_words", "prefix": "a", "n": 40, "length": 10,
-                "epochs": 1.5},
-               {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10}]
+    sources = [
+        {"name": "small", "source": "test_words", "prefix": "a", "n": 40, "length": 10, "epochs": 1.5},
+        {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10},
+    ]
     it = build_batches(make_config(sources), tokenizer=phi4)
     take(it, 40)
     reads = collections.Counter(WordsSource.made[0].reads)
@@ -62,9 +64,10 @@ def test_fractional_epoch_cap(registry, phi4):
 
 
 def test_epoch_cap_stop_ends_the_batches(registry, phi4):
-    sources = [{"name": "small", "source": "test_words", "prefix": "a", "n": 30, "length": 10,
-                "epochs": 1},
-               {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10}]
+    sources = [
+        {"name": "small", "source": "test_words", "prefix": "a", "n": 30, "length": 10, "epochs": 1},
+        {"name": "big", "source": "test_words", "prefix": "b", "n": 10_000, "length": 10},
+    ]
     it = build_batches(make_config(sources, on_epoch_cap="stop"), tokenizer=phi4)
     batches = list(it)
     assert 0 < len(batches) < 40
@@ -73,8 +76,10 @@ def test_epoch_cap_stop_ends_the_batches(registry, phi4):
 
 @pytest.mark.parametrize("source", ["test_words", "test_stream"])
 def test_two_processes_together_yield_the_single_process_batch(registry, phi4, source):
-    sources = [{"name": "a", "source": source, "prefix": "a", "n": 50, "length": 30, "weight": 2},
-               {"name": "b", "source": "test_words", "prefix": "b", "n": 70, "length": 7}]
+    sources = [
+        {"name": "a", "source": source, "prefix": "a", "n": 50, "length": 30, "weight": 2},
+        {"name": "b", "source": "test_words", "prefix": "b", "n": 70, "length": 7},
+    ]
     cfg = make_config(sources, global_batch=4, seq_len=64)
     single = build_batches(cfg, tokenizer=phi4)
     halves = [build_batches(cfg, p, 2, tokenizer=phi4) for p in range(2)]
@@ -88,8 +93,10 @@ def test_two_processes_together_yield_the_single_process_batch(registry, phi4, s
 
 @pytest.mark.parametrize("source", ["test_words", "test_stream"])
 def test_restored_iterator_yields_the_identical_next_batches(registry, phi4, source):
-    sources = [{"name": "a", "source": source, "prefix": "a", "n": 40, "length": 45, "epochs": 3},
-               {"name": "b", "source": "test_words", "prefix": "b", "n": 25, "length": 11}]
+    sources = [
+        {"name": "a", "source": source, "prefix": "a", "n": 40, "length": 45, "epochs": 3},
+        {"name": "b", "source": "test_words", "prefix": "b", "n": 25, "length": 11},
+    ]
     cfg = make_config(sources, seq_len=64)
     first = build_batches(cfg, tokenizer=phi4, with_sources=True)
     take(first, 7)
@@ -105,8 +112,7 @@ def test_restored_iterator_yields_the_identical_next_batches(registry, phi4, sou
 
 def test_same_seed_same_batches_other_seed_other_batches(registry, phi4):
     sources = [{"name": "a", "source": "test_words", "prefix": "a", "n": 100, "length": 20}]
-    runs = [next(build_batches(make_config(sources, seed=s), tokenizer=phi4))["input_ids"]
-            for s in (0, 0, 1)]
+    runs = [next(build_batches(make_config(sources, seed=s), tokenizer=phi4))["input_ids"] for s in (0, 0, 1)]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 

@@ -35,14 +35,15 @@ def packed(docs: list[Document], mode: str = "split"):
 
 def reference_rows(docs: list[Document]) -> list[dict[str, np.ndarray]]:
     """Concatenate (input, target, mask, doc) over all documents, then cut every SEQ_LEN."""
-    stream = [(int(t), int(nxt), int(m), d, doc.source)
-              for d, doc in enumerate(docs)
-              for t, nxt, m in zip(doc.tokens[:-1], doc.tokens[1:], doc.trained[1:])]
+    stream = [
+        (int(t), int(nxt), int(m), d, doc.source)
+        for d, doc in enumerate(docs)
+        for t, nxt, m in zip(doc.tokens[:-1], doc.tokens[1:], doc.trained[1:])
+    ]
     rows = []
     for start in range(0, len(stream), SEQ_LEN):
-        chunk = stream[start:start + SEQ_LEN]
-        row = {"input_ids": [], "targets": [], "loss_mask": [], "segment_ids": [], "positions": [],
-               "source_ids": []}
+        chunk = stream[start : start + SEQ_LEN]
+        row = {"input_ids": [], "targets": [], "loss_mask": [], "segment_ids": [], "positions": [], "source_ids": []}
         segment, position, last = 0, 0, None
         for t, nxt, m, d, s in chunk:
             if d != last:
@@ -85,7 +86,7 @@ def test_every_token_appears_exactly_once():
     np.testing.assert_array_equal(np.sort(inputs), np.sort(expected))
     assert len(inputs) == len(set(inputs.tolist()))
     padding = np.concatenate([r["segment_ids"] == 0 for r in rows])
-    assert not padding[: -SEQ_LEN].any()  # only the last row pads
+    assert not padding[:-SEQ_LEN].any()  # only the last row pads
 
 
 @pytest.mark.parametrize("mode", ["split", "pad"])
@@ -112,8 +113,11 @@ def test_pad_mode_keeps_documents_that_fit_a_row_whole():
     inputs = np.concatenate([r["input_ids"][r["segment_ids"] > 0] for r in rows])
     np.testing.assert_array_equal(np.sort(inputs), np.sort(np.concatenate([d.tokens[:-1] for d in docs])))
     for d, doc in enumerate(docs):
-        holding = [i for i, r in enumerate(rows) if np.any(r["input_ids"] // 1000 == d)
-                   and np.any(r["segment_ids"][r["input_ids"] // 1000 == d] > 0)]
+        holding = [
+            i
+            for i, r in enumerate(rows)
+            if np.any(r["input_ids"] // 1000 == d) and np.any(r["segment_ids"][r["input_ids"] // 1000 == d] > 0)
+        ]
         if 0 < doc.num_targets <= SEQ_LEN:
             assert len(holding) == 1, (d, doc.num_targets, holding)
     for r in rows:  # padding only after the last segment of a row

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from phijax.data.pipeline import build_batches
-from phijax.data.sources import BadRecord, DataError
+from phijax.data.records import BadRecord, DataError
 
 from .conftest import make_config
 
@@ -50,8 +50,18 @@ def test_gzip_jsonl_and_custom_text_field(tmp_path, registry, phi4):
 
 def test_bad_records_are_skipped_and_counted_with_file_and_line(tmp_path, registry, phi4, caplog):
     path = tmp_path / "mixed.jsonl"
-    write_jsonl(path, [json.dumps({"text": GOOD[0]}), "{not json", json.dumps({"txt": "x"}), "",
-                       json.dumps({"text": 42}), json.dumps({"text": GOOD[1]}), json.dumps([1])])
+    write_jsonl(
+        path,
+        [
+            json.dumps({"text": GOOD[0]}),
+            "{not json",
+            json.dumps({"txt": "x"}),
+            "",
+            json.dumps({"text": 42}),
+            json.dumps({"text": GOOD[1]}),
+            json.dumps([1]),
+        ],
+    )
     with caplog.at_level(logging.WARNING, logger="phijax.data"):
         text, it = all_text(make_config(jsonl_source(path), global_batch=1), phi4)
     assert GOOD[0] in text and GOOD[1] in text
@@ -86,15 +96,18 @@ def test_parquet_rows_with_text_and_chat_columns(tmp_path, registry, phi4):
 
     pq.write_table(pa.table({"text": GOOD[:6]}), tmp_path / "a.parquet", row_group_size=4)
     pq.write_table(pa.table({"text": GOOD[6:]}), tmp_path / "b.parquet", row_group_size=4)
-    text, _ = all_text(make_config([{"name": "p", "source": "parquet",
-                                     "paths": [str(tmp_path / "*.parquet")]}], global_batch=1), phi4)
+    text, _ = all_text(
+        make_config([{"name": "p", "source": "parquet", "paths": [str(tmp_path / "*.parquet")]}], global_batch=1), phi4
+    )
     assert all(t in text for t in GOOD)
 
-    chats = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"answer {i}"}]
-             for i in range(4)]
+    chats = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"answer {i}"}] for i in range(4)]
     pq.write_table(pa.table({"messages": chats}), tmp_path / "chat.parquet")
-    cfg = make_config([{"name": "c", "source": "parquet", "paths": [str(tmp_path / "chat.parquet")],
-                        "text_field": "messages"}], global_batch=1, seq_len=64)
+    cfg = make_config(
+        [{"name": "c", "source": "parquet", "paths": [str(tmp_path / "chat.parquet")], "text_field": "messages"}],
+        global_batch=1,
+        seq_len=64,
+    )
     batch = next(build_batches(cfg, tokenizer=phi4))
     trained = batch["targets"][batch["loss_mask"] == 1].tolist()
     assert "answer" in phi4.decode(trained) and "<|im_start|>" not in phi4.decode(trained)
@@ -118,8 +131,9 @@ def test_array_record_json_and_plain_records(tmp_path, registry, phi4):
         writer.write((json.dumps({"text": t}) if i % 2 else t).encode())
     writer.write(b"{broken")
     writer.close()
-    cfg = make_config([{"name": "r", "source": "array_record",
-                        "paths": [str(tmp_path / "a.array_record")]}], global_batch=1)
+    cfg = make_config(
+        [{"name": "r", "source": "array_record", "paths": [str(tmp_path / "a.array_record")]}], global_batch=1
+    )
     text, it = all_text(cfg, phi4)
     assert all(t in text for t in GOOD)
     assert any("a.array_record:record 12" in w for w in it.source_counters()[0]["bad_examples"])
@@ -137,8 +151,10 @@ def test_jsonl_source_reports_file_and_line(tmp_path, registry):
 def test_bad_chat_messages_are_skipped_with_file_and_line(tmp_path, registry, phi4):
     path = tmp_path / "chat.jsonl"
     good = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]
-    write_jsonl(path, [json.dumps({"messages": good}), json.dumps({"messages": [{"role": "user"}]}),
-                       json.dumps({"messages": []})])
+    write_jsonl(
+        path,
+        [json.dumps({"messages": good}), json.dumps({"messages": [{"role": "user"}]}), json.dumps({"messages": []})],
+    )
     cfg = make_config(jsonl_source(path, text_field="messages"), global_batch=1, seq_len=32)
     it = build_batches(cfg, tokenizer=phi4)
     batch = next(it)
@@ -149,10 +165,20 @@ def test_bad_chat_messages_are_skipped_with_file_and_line(tmp_path, registry, ph
 
 def test_add_bos_and_pad_packing_start_every_document_afresh(tmp_path, registry, phi4):
     write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": t}) for t in GOOD])
-    cfg = make_config(jsonl_source(tmp_path / "a.jsonl"), global_batch=2, seq_len=24,
-                      add_bos=True, packing="pad")
+    cfg = make_config(jsonl_source(tmp_path / "a.jsonl"), global_batch=2, seq_len=24, add_bos=True, packing="pad")
     batch = next(build_batches(cfg, tokenizer=phi4))
     starts = (batch["positions"] == 0) & (batch["segment_ids"] > 0)
     assert starts.sum() >= 4 and np.all(batch["input_ids"][starts] == phi4.bos_id)
     ends = np.diff(batch["segment_ids"], append=0, axis=1) != 0  # last position of each segment
     assert np.all(batch["targets"][ends & (batch["segment_ids"] > 0)] == phi4.eod_id)
+
+
+def test_a_non_utf8_line_is_a_bad_record_not_a_crash(tmp_path, registry):
+    """Issue 13 § 9: one non-UTF-8 line raised AttributeError ('UnicodeDecodeError' has no 'msg')."""
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "fine"}\n{"text": "bad \xff\xfe bytes"}\n')
+    source = registry.create("data_sources", "jsonl", paths=[str(path)])
+    assert source[0] == {"text": "fine"}
+    with pytest.raises(BadRecord) as err:
+        source[1]
+    assert err.value.where == f"{path}:2" and "not UTF-8" in err.value.reason

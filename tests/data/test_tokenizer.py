@@ -1,5 +1,5 @@
 """The Phi-4 tokenizer against independent references: tiktoken's own cl100k_base definition, a HF
-`tokenizers` BPE rebuilt from the same ranks, pinned ids, and PHI4.md's special-token table."""
+`tokenizers` BPE rebuilt from the same ranks, pinned ids, and docs/phi4-recipe.md's special-token table."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ import pytest
 
 from phijax.data import load_tokenizer
 from phijax.data.tokenizer import (
-    TokenizerError, bundled_cl100k_ranks, bytes_to_unicode, parse_tiktoken_ranks,
+    TokenizerError,
+    bundled_cl100k_ranks,
+    bytes_to_unicode,
+    parse_tiktoken_ranks,
 )
-from phijax.model.presets import PRESETS
+from phijax.model.config import PRESETS
 
 TEXTS = [
     "hello world",
@@ -35,19 +38,32 @@ TEXTS = [
     "\u200b zero width \u00a0 nbsp \u2028 line sep \x00 nul \x7f del",
 ]
 
-# PHI4.md § Tokenizer, written out independently of the implementation's construction.
+# docs/phi4-recipe.md § Tokenizer, written out independently of the implementation's construction.
 PHI4_NAMED = {
-    "<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-    "<|fim_suffix|>": 100260, "<|im_start|>": 100264, "<|im_end|>": 100265,
-    "<|im_sep|>": 100266, "<|endofprompt|>": 100276,
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|im_start|>": 100264,
+    "<|im_end|>": 100265,
+    "<|im_sep|>": 100266,
+    "<|endofprompt|>": 100276,
 }
 # cl100k's split pattern as first published (no possessive quantifiers, which Oniguruma reads
 # differently); the same pre-tokenization, spelled independently of the implementation's.
-CL100K_PATTERN_V1 = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"""
-                     r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
+CL100K_PATTERN_V1 = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"""
+    r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 PHI4_DUMMIES = {
-    "<|dummy_0|>": 100256, "<|dummy_1|>": 100261, "<|dummy_3|>": 100263, "<|dummy_4|>": 100267,
-    "<|dummy_12|>": 100275, "<|dummy_13|>": 100277, "<|dummy_85|>": 100349, "<|dummy_87|>": 100351,
+    "<|dummy_0|>": 100256,
+    "<|dummy_1|>": 100261,
+    "<|dummy_3|>": 100263,
+    "<|dummy_4|>": 100267,
+    "<|dummy_12|>": 100275,
+    "<|dummy_13|>": 100277,
+    "<|dummy_85|>": 100349,
+    "<|dummy_87|>": 100351,
 }
 
 
@@ -88,16 +104,22 @@ def hf_reference(ranks):
 
     merges = []
     for token, rank in ranks.items():
-        splits = [(ranks[token[:i]], ranks[token[i:]], rank, token[:i], token[i:])
-                  for i in range(1, len(token)) if token[:i] in ranks and token[i:] in ranks]
+        splits = [
+            (ranks[token[:i]], ranks[token[i:]], rank, token[:i], token[i:])
+            for i in range(1, len(token))
+            if token[:i] in ranks and token[i:] in ranks
+        ]
         merges += sorted(splits)
     merges.sort(key=lambda m: m[2])
-    tokenizer = Tokenizer(models.BPE(vocab={text(t): r for t, r in ranks.items()},
-                                     merges=[(text(m[3]), text(m[4])) for m in merges]))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(CL100K_PATTERN_V1), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tokenizer = Tokenizer(
+        models.BPE(vocab={text(t): r for t, r in ranks.items()}, merges=[(text(m[3]), text(m[4])) for m in merges])
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(CL100K_PATTERN_V1), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
 
@@ -147,14 +169,19 @@ def test_special_token_text_in_documents_stays_plain_text(phi4, tiktoken_referen
 
 
 def test_chat_format_and_mask_train_only_assistant_turns(phi4):
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
-                {"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"},
-                {"role": "assistant", "content": "6, since 3+3=6."}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6, since 3+3=6."},
+    ]
     ids, mask = phi4.format_chat(messages)
     assert phi4.decode(ids) == (
         "<|im_start|>system<|im_sep|>Be brief.<|im_end|><|im_start|>user<|im_sep|>2+2?<|im_end|>"
         "<|im_start|>assistant<|im_sep|>4<|im_end|><|im_start|>user<|im_sep|>And 3+3?<|im_end|>"
-        "<|im_start|>assistant<|im_sep|>6, since 3+3=6.<|im_end|>")
+        "<|im_start|>assistant<|im_sep|>6, since 3+3=6.<|im_end|>"
+    )
     trained = [i for i, m in zip(ids, mask) if m]
     assert phi4.decode(trained) == "4<|im_end|>6, since 3+3=6.<|im_end|>"
     prompt, prompt_mask = phi4.format_chat(messages[:2], add_generation_prompt=True)
@@ -173,8 +200,15 @@ def test_loads_a_tiktoken_ranks_file(tmp_path, ranks, phi4):
 def test_loads_a_hf_checkpoint_directory(tmp_path, hf_reference, phi4):
     spec = json.loads(hf_reference.to_str())
     spec["added_tokens"] = [
-        {"id": i, "content": name, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": True}
+        {
+            "id": i,
+            "content": name,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
         for name, i in phi4.special_tokens.items()
     ]
     spec["model"]["vocab"].update(phi4.special_tokens)  # as GPT-2 style exports list them too
@@ -201,12 +235,14 @@ def test_tiny_bpe_fits_the_tiny_preset():
     preset = PRESETS["tiny"]
     assert tiny.vocab_size <= preset["vocab_size"]
     assert (tiny.bos_id, tiny.eos_id, tiny.pad_id) == (
-        preset["bos_token_id"], preset["eos_token_id"], preset["pad_token_id"])
+        preset["bos_token_id"],
+        preset["eos_token_id"],
+        preset["pad_token_id"],
+    )
     for text in TEXTS:
         assert tiny.decode(tiny.encode(text)) == text
     assert not set(tiny.encode("<|im_start|>user<|im_end|>")) & set(tiny.special_tokens.values())
-    ids, mask = tiny.format_chat([{"role": "user", "content": "1+1"},
-                                  {"role": "assistant", "content": "2"}])
+    ids, mask = tiny.format_chat([{"role": "user", "content": "1+1"}, {"role": "assistant", "content": "2"}])
     assert tiny.decode([i for i, m in zip(ids, mask) if m]) == "2<|im_end|>"
 
 
@@ -214,8 +250,7 @@ def test_shipped_tiny_bpe_is_what_its_script_trains():
     import importlib.util
 
     root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("train_tiny_tokenizer",
-                                                  root / "tools" / "train_tiny_tokenizer.py")
+    spec = importlib.util.spec_from_file_location("train_tiny_tokenizer", root / "tools" / "train_tiny_tokenizer.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     trained = json.loads(script.train(vocab_size=1024, documents=20_000).to_str())

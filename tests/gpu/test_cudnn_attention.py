@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phijax.config import load_config
 from phijax.model.attention import attend, document_mask
+from phijax.train.config import load_train_job
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "gpu", reason="needs a GPU (cuDNN)")
 
@@ -48,8 +48,7 @@ def test_cudnn_matches_xla_outputs_and_gradients(packed):
     mask = _packed_mask() if packed else None
     out_cudnn = attend(*_qkv(), mask=mask, causal=True, implementation="cudnn")
     out_xla = attend(*_qkv(), mask=mask, causal=True, implementation="xla")
-    np.testing.assert_allclose(np.asarray(out_cudnn, np.float32), np.asarray(out_xla, np.float32),
-                               atol=2e-2, rtol=2e-2)
+    np.testing.assert_allclose(np.asarray(out_cudnn, np.float32), np.asarray(out_xla, np.float32), atol=2e-2, rtol=2e-2)
     (loss_c, grads_c), (loss_x, grads_x) = _loss_and_grads("cudnn", mask), _loss_and_grads("xla", mask)
     np.testing.assert_allclose(float(loss_c), float(loss_x), rtol=1e-2, atol=1e-1)
     for name, gc, gx in zip("qkv", grads_c, grads_x):
@@ -64,8 +63,10 @@ def test_a_bf16_model_loss_is_the_same_with_cudnn_and_xla_attention():
     from phijax.model.phi4 import Phi4
 
     def loss(attention: str) -> float:
-        cfg = load_config([], ["model.preset=tiny", "model.head_dim=64", "model.compute_dtype=bfloat16",
-                               f"model.attention={attention}"]).model
+        cfg = load_train_job(
+            [],
+            ["model.preset=tiny", "model.head_dim=64", "model.compute_dtype=bfloat16", f"model.attention={attention}"],
+        ).model
         model = Phi4(cfg, rngs=nnx.Rngs(0))
         ids = jax.random.randint(jax.random.key(1), (2, 256), 3, cfg.vocab_size)
         segments = jnp.asarray(np.stack([np.repeat([1, 2], 128), np.ones(256, int)]), jnp.int32)

@@ -30,15 +30,26 @@ MEASURE = textwrap.dedent("""
 
 def test_conversion_peak_memory_is_one_copy_of_the_weights(tmp_path):
     torch.manual_seed(0)
-    config = Phi3Config(vocab_size=100_352, hidden_size=1024, intermediate_size=3584, num_hidden_layers=4,
-                        num_attention_heads=8, num_key_value_heads=2, head_dim=128)
+    config = Phi3Config(
+        vocab_size=100_352,
+        hidden_size=1024,
+        intermediate_size=3584,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=128,
+    )
     model = Phi3ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(tmp_path / "hf", max_shard_size="200MB")
     sizes = [p.numel() * p.element_size() for p in model.parameters()]
     weights, largest = sum(sizes), max(sizes)
     del model
-    proc = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "hf"), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tmp_path / "hf"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak = int(proc.stdout.strip().splitlines()[-1])
     # One copy of the weights plus one tensor in flight (+10% for allocator slack); handing orbax

@@ -15,9 +15,9 @@ from phijax.model import hf, load_hf, save_hf
 
 # (hidden, heads, kv_heads, head_dim, layers, rope_theta, intermediate, vocab)
 CONFIGS = [
-    (64, 4, 4, 16, 1, 10_000.0, 96, 101),   # multi-head (no grouping)
+    (64, 4, 4, 16, 1, 10_000.0, 96, 101),  # multi-head (no grouping)
     (64, 8, 2, 16, 3, 250_000.0, 160, 97),  # GQA 4:1, phi-4's midtraining base, head_dim*heads != hidden
-    (96, 6, 1, 16, 2, 5_000.0, 224, 130),   # multi-query
+    (96, 6, 1, 16, 2, 5_000.0, 224, 130),  # multi-query
     (128, 8, 4, 32, 4, 10_000.0, 448, 64),  # GQA 2:1, deeper
 ]
 
@@ -25,9 +25,18 @@ CONFIGS = [
 def make_hf_model(hidden, heads, kv, head_dim, layers, theta, inter, vocab, seed=0):
     torch.manual_seed(seed)
     config = Phi3Config(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim, rope_theta=theta,
-        max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        head_dim=head_dim,
+        rope_theta=theta,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
     )
     model = Phi3ForCausalLM(config).eval()
     with torch.no_grad():  # larger than HF's init so attention patterns are far from uniform
@@ -59,8 +68,10 @@ def test_round_trip_is_exact_tensor_by_tensor_and_reloads_in_transformers(tmp_pa
     reference = make_hf_model(*CONFIGS[1])
     reference.save_pretrained(tmp_path / "src")
     save_hf(load_hf(tmp_path / "src"), tmp_path / "out")
-    with safe_open(str(tmp_path / "src" / "model.safetensors"), "numpy") as a, \
-         safe_open(str(tmp_path / "out" / "model.safetensors"), "numpy") as b:
+    with (
+        safe_open(str(tmp_path / "src" / "model.safetensors"), "numpy") as a,
+        safe_open(str(tmp_path / "out" / "model.safetensors"), "numpy") as b,
+    ):
         assert set(a.keys()) == set(b.keys())
         for name in a.keys():
             np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)

@@ -1,8 +1,8 @@
 """Parameter counts from shapes alone."""
 
 from phijax.cli import main
+from phijax.model.config import PRESETS, preset_config
 from phijax.model.params import count_parameters
-from phijax.model.presets import PRESETS, preset_config
 
 
 def closed_form(v, d, layers, h, kv, hd, f, **_):
@@ -19,8 +19,15 @@ def test_phi4_14b_cli_prints_the_published_total(capsys):
 def test_every_preset_count_matches_the_closed_form():
     for name, p in PRESETS.items():
         counts = count_parameters(preset_config(name))
-        expected = closed_form(p["vocab_size"], p["hidden_size"], p["num_layers"], p["num_heads"],
-                               p["num_kv_heads"], p["head_dim"], p["intermediate_size"])
+        expected = closed_form(
+            p["vocab_size"],
+            p["hidden_size"],
+            p["num_layers"],
+            p["num_heads"],
+            p["num_kv_heads"],
+            p["head_dim"],
+            p["intermediate_size"],
+        )
         assert counts["total"] == expected, name
         assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from phijax.model.config import preset_config
 from phijax.model.phi4 import Phi4
-from phijax.model.presets import preset_config
 
 
 def tiny_model(**overrides):
@@ -28,7 +28,7 @@ def test_packed_documents_match_each_document_run_alone():
     start = 0
     for doc in docs:
         alone = np.asarray(model(jnp.asarray(doc[None])))
-        np.testing.assert_allclose(packed[0, start:start + len(doc)], alone[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(packed[0, start : start + len(doc)], alone[0], rtol=1e-5, atol=1e-5)
         start += len(doc)
 
 

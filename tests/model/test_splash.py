@@ -11,19 +11,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phijax.config import load_config
 from phijax.errors import ConfigError, PhijaxError
 from phijax.model.attention import attend, document_mask
 from phijax.model.splash import splash_attention
+from phijax.train.config import load_train_job
 
 BATCH, SEQ, HEADS, KV_HEADS, HEAD_DIM = 2, 256, 8, 2, 64
 
 
 def _qkv():
     kq, kk, kv = jax.random.split(jax.random.key(0), 3)
-    return (jax.random.normal(kq, (BATCH, SEQ, HEADS, HEAD_DIM)),
-            jax.random.normal(kk, (BATCH, SEQ, KV_HEADS, HEAD_DIM)),
-            jax.random.normal(kv, (BATCH, SEQ, KV_HEADS, HEAD_DIM)))
+    return (
+        jax.random.normal(kq, (BATCH, SEQ, HEADS, HEAD_DIM)),
+        jax.random.normal(kk, (BATCH, SEQ, KV_HEADS, HEAD_DIM)),
+        jax.random.normal(kv, (BATCH, SEQ, KV_HEADS, HEAD_DIM)),
+    )
 
 
 def _segments():
@@ -40,8 +42,9 @@ def _xla(q, k, v, segments):
 def test_splash_matches_xla_attention_and_its_gradients(packed):
     segments = _segments() if packed else None
     q, k, v = _qkv()
-    np.testing.assert_allclose(jax.jit(splash_attention)(q, k, v, segments), _xla(q, k, v, segments),
-                               atol=2e-5, rtol=2e-5)
+    np.testing.assert_allclose(
+        jax.jit(splash_attention)(q, k, v, segments), _xla(q, k, v, segments), atol=2e-5, rtol=2e-5
+    )
     weights = jnp.linspace(-1, 1, HEAD_DIM)
 
     def grads(fn):
@@ -68,8 +71,11 @@ def test_packing_matters_to_splash():
 def test_a_sequence_the_kernel_cannot_tile_is_refused_in_one_line():
     q = jnp.zeros((1, 200, HEADS, HEAD_DIM))
     k = jnp.zeros((1, 200, KV_HEADS, HEAD_DIM))
-    with pytest.raises(PhijaxError, match=r"^model.attention=splash needs a sequence length divisible by 128, "
-                                          r"got 200; change train.seq_len or use model.attention=xla$"):
+    with pytest.raises(
+        PhijaxError,
+        match=r"^model.attention=splash needs a sequence length divisible by 128, "
+        r"got 200; change train.seq_len or use model.attention=xla$",
+    ):
         splash_attention(q, k, k, None)
 
 
@@ -80,8 +86,18 @@ def _train_step_metrics(attention: str, mesh: str) -> tuple[dict, list]:
     from phijax.train.step import make_train_step
 
     data, fsdp, tensor = mesh.split(",")
-    cfg = load_config([], ["model.preset=tiny", f"model.attention={attention}", "train.global_batch=4",
-                           "train.seq_len=128", f"mesh.data={data}", f"mesh.fsdp={fsdp}", f"mesh.tensor={tensor}"])
+    cfg = load_train_job(
+        [],
+        [
+            "model.preset=tiny",
+            f"model.attention={attention}",
+            "train.global_batch=4",
+            "train.seq_len=128",
+            f"mesh.data={data}",
+            f"mesh.fsdp={fsdp}",
+            f"mesh.tensor={tensor}",
+        ],
+    )
     built = build_mesh(cfg.mesh)
     tx = make_optimizer(cfg.optim, 10)
     layout = state_layout(cfg.model, tx, built, cfg.mesh.rules)
@@ -90,8 +106,13 @@ def _train_step_metrics(attention: str, mesh: str) -> tuple[dict, list]:
     ids = np.random.default_rng(0).integers(3, cfg.model.vocab_size, (4, 129), dtype=np.int32)
     segments = np.repeat([1, 2], [50, 78])[None].repeat(4, 0).astype(np.int32)
     positions = np.concatenate([np.arange(50), np.arange(78)])[None].repeat(4, 0).astype(np.int32)
-    batch = {"input_ids": ids[:, :-1], "targets": ids[:, 1:], "positions": positions, "segment_ids": segments,
-             "loss_mask": np.ones((4, 128), np.int32)}
+    batch = {
+        "input_ids": ids[:, :-1],
+        "targets": ids[:, 1:],
+        "positions": positions,
+        "segment_ids": segments,
+        "loss_mask": np.ones((4, 128), np.int32),
+    }
     start = jax.tree.leaves(jax.device_get(init_state(cfg.model, tx, layout, seed=0)["params"]))
     state, metrics = step(init_state(cfg.model, tx, layout, seed=0), batch)
     updates = [new - old for new, old in zip(jax.tree.leaves(jax.device_get(state["params"])), start)]
@@ -111,9 +132,23 @@ def test_a_sharded_train_step_with_splash_equals_the_xla_one():
 
 def test_a_run_config_with_an_untileable_sequence_is_refused_at_load(tmp_path):
     with pytest.raises(ConfigError, match="train.seq_len is 100; use a multiple of 128"):
-        load_config([], ["model.attention=splash", "train.seq_len=100"])
-    done = subprocess.run([sys.executable, "-m", "phijax.cli", "train", "--config", "configs/tiny/pretrain.yaml",
-                           "model.attention=splash", "train.seq_len=100", f"run_dir={tmp_path / 'run'}"],
-                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+        load_train_job([], ["model.attention=splash", "train.seq_len=100"])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "phijax.cli",
+            "train",
+            "--config",
+            "configs/tiny/pretrain.yaml",
+            "model.attention=splash",
+            "train.seq_len=100",
+            f"run_dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "model.attention=splash" in done.stderr and not (tmp_path / "run").exists()

@@ -6,10 +6,10 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from phijax.config import MeshConfig
 from phijax.errors import ConfigError
+from phijax.model.config import preset_config
 from phijax.model.phi4 import Phi4
-from phijax.model.presets import preset_config
+from phijax.parallel.config import MeshConfig
 from phijax.parallel.mesh import build_mesh, init_sharded, logical_to_spec, mesh_shape
 
 
@@ -18,11 +18,14 @@ def test_minus_one_takes_the_remaining_devices():
     assert mesh_shape(MeshConfig(data=1, fsdp=-1, tensor=1), 8) == (1, 8, 1)
 
 
-@pytest.mark.parametrize("cfg, words", [
-    (MeshConfig(data=-1, fsdp=-1), "at most one"),
-    (MeshConfig(data=4, fsdp=4, tensor=1), "needs 16 devices"),
-    (MeshConfig(data=3, fsdp=-1, tensor=1), "cannot be split"),
-])
+@pytest.mark.parametrize(
+    "cfg, words",
+    [
+        (MeshConfig(data=-1, fsdp=-1), "at most one"),
+        (MeshConfig(data=4, fsdp=4, tensor=1), "needs 16 devices"),
+        (MeshConfig(data=3, fsdp=-1, tensor=1), "cannot be split"),
+    ],
+)
 def test_bad_mesh_sizes_are_config_errors(cfg, words):
     with pytest.raises(ConfigError, match=words):
         mesh_shape(cfg, 8)

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -60,8 +60,9 @@ def fresh_process_registry(monkeypatch: pytest.MonkeyPatch):
 def run_phijax(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m phijax.cli ARGS` in a subprocess (it sees PYTHONPATH as set by the test)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "phijax.cli", *args], capture_output=True,
-                          text=True, env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "phijax.cli", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
 @pytest.fixture

@@ -38,15 +38,20 @@ def test_the_core_never_imports_builtin_plugin_modules():
 
 def test_the_import_scan_would_catch_a_direct_import(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import importlib\nfrom phijax_plugins import data_sources\n"
-                     "importlib.import_module('phijax_plugins.metric_loggers')\n")
+    probe.write_text(
+        "import importlib\nfrom phijax_plugins import data_sources\n"
+        "importlib.import_module('phijax_plugins.metric_loggers')\n"
+    )
     assert _imports(probe) == ["importlib", "phijax_plugins", "phijax_plugins.metric_loggers"]
 
 
 def test_loading_every_plugin_imports_no_jax_and_stays_fast():
-    code = ("import sys, time\nt = time.perf_counter()\n"
-            "from phijax.plugins.registry import get_registry\nr = get_registry()\n"
-            "print(round(time.perf_counter() - t, 3), sorted(m for m in ('jax', 'flax', 'grain', 'optax') if m in sys.modules), len(r.plugins))")
+    code = (
+        "import sys, time\nt = time.perf_counter()\n"
+        "from phijax.plugins.registry import get_registry\nr = get_registry()\n"
+        "print(round(time.perf_counter() - t, 3), "
+        "sorted(m for m in ('jax', 'flax', 'grain', 'optax') if m in sys.modules), len(r.plugins))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
     seconds, rest = float(out[0]), out[1]
     assert rest.startswith("[]"), f"loading plugins imported {rest}"
@@ -62,9 +67,24 @@ def test_a_normal_install_has_phijax_plugins_and_not_the_template(tmp_path):
             shutil.copy(REPO / name, src / name)
     (src / "README.md").touch()
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(site), str(src)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (site / "phijax_plugins" / "metric_loggers.py").is_file()
     assert not (site / "plugins").exists() and not (site / "phijax_plugins" / "template").exists()
     assert not list(site.glob("phijax_template*"))

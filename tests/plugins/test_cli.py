@@ -107,7 +107,10 @@ def test_a_plugin_command_cannot_take_a_core_commands_name():
     args = parser.parse_args(["train", "--config", "x.yaml"])
     assert args.func.__name__ == "_cmd_train"
     [failure] = registry.failures
-    assert failure.line() == "plugin greeting failed: command 'train' is a core phijax command; register it under another name"
+    assert (
+        failure.line()
+        == "plugin greeting failed: command 'train' is a core phijax command; register it under another name"
+    )
 
 
 def test_a_plugin_command_whose_factory_fails_reports_it_in_one_line(capsys):
@@ -130,6 +133,8 @@ def test_plugins_text_lists_conflicts_naming_both_plugins(capsys):
     with use_registry(load_registry({}, plugins=[("copycat", Copycat())])):
         assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert out.endswith("conflicts:\n  metric logger 'jsonl' is registered by both phijax and copycat; "
-                        "uninstall one of them or select plugins with PHIJAX_PLUGINS\n")
+    assert out.endswith(
+        "conflicts:\n  metric logger 'jsonl' is registered by both phijax and copycat; "
+        "uninstall one of them or select plugins with PHIJAX_PLUGINS\n"
+    )
     assert "copycat (third-party)\n  hooks: phijax_register_metric_loggers\n" in out

@@ -44,7 +44,9 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_the_others_load(make_dist
 
 
 def test_a_hook_that_raises_is_reported_and_the_rest_of_the_plugin_still_works(make_dist):
-    make_dist("flaky-plugin", """
+    make_dist(
+        "flaky-plugin",
+        """
         from phijax.plugins import hookimpl
 
         @hookimpl
@@ -55,7 +57,8 @@ def test_a_hook_that_raises_is_reported_and_the_rest_of_the_plugin_still_works(m
         @hookimpl
         def phijax_register_evaluators(register):
             register("still_fine", lambda **o: (lambda policy, *, seed: {}))
-    """)
+    """,
+    )
     registry = load_registry({})
     [failure] = registry.failures
     assert failure.plugin == "flaky-plugin"
@@ -65,13 +68,16 @@ def test_a_hook_that_raises_is_reported_and_the_rest_of_the_plugin_still_works(m
 
 
 def test_a_misspelled_hook_is_an_error_naming_the_plugin(make_dist):
-    make_dist("typo-plugin", """
+    make_dist(
+        "typo-plugin",
+        """
         from phijax.plugins import hookimpl
 
         @hookimpl
         def phijax_register_data_source(register):
             register("never", dict)
-    """)
+    """,
+    )
     make_dist("good-plugin", good("good_source"))
     registry = load_registry({})
     [failure] = registry.failures
@@ -84,20 +90,25 @@ def test_a_misspelled_hook_is_an_error_naming_the_plugin(make_dist):
 def test_a_hook_function_without_hookimpl_is_refused_not_silently_ignored():
     class Forgetful:
         def phijax_register_verifiers(self, register):
-            register("never", lambda **o: (lambda completion, problem: True))
+            register("never", lambda **o: lambda completion, problem: True)
 
-    with pytest.raises(PluginValidationError, match=r"Forgetful: phijax_register_verifiers is not decorated.*@hookimpl"):
+    with pytest.raises(
+        PluginValidationError, match=r"Forgetful: phijax_register_verifiers is not decorated.*@hookimpl"
+    ):
         load_registry({}, plugins=[("Forgetful", Forgetful())])
 
 
 def test_a_hook_asking_for_an_unknown_argument_is_an_error_naming_the_plugin(make_dist):
-    make_dist("argy-plugin", """
+    make_dist(
+        "argy-plugin",
+        """
         from phijax.plugins import hookimpl
 
         @hookimpl
         def phijax_register_verifiers(register, config):
             pass
-    """)
+    """,
+    )
     [failure] = load_registry({}).failures
     assert failure.plugin == "argy-plugin"
     assert "config" in failure.reason

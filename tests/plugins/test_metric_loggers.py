@@ -27,7 +27,58 @@ def test_jsonl_writes_one_object_per_step_and_appends_on_resume(registry, tmp_pa
     resumed.close()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {"step": 1, "loss": 2.5, "lr": 3e-4, "tokens_per_s": 1000}
-    assert json.loads(lines[1])["step"] == 2 and np.isnan(json.loads(lines[1])["loss"])
+    assert json.loads(lines[1]) == {"step": 2, "loss": None}
+
+
+def test_jsonl_is_strict_json_lines_with_non_finite_values_as_null(registry, tmp_path):
+    """Issue 13: NaN/inf were written as bare NaN/Infinity, which strict JSON readers reject."""
+    logger = registry.create("metric_loggers", "jsonl", tmp_path)
+    logger.log(1, {"loss": float("nan"), "grad_norm": float("inf"), "lr": np.float32("-inf")})
+    logger.close()
+
+    def strict(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    line = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(line, parse_constant=strict) == {"step": 1, "loss": None, "grad_norm": None, "lr": None}
+
+
+def test_jsonl_resumed_run_replaces_the_steps_it_redoes(registry, tmp_path):
+    """Issue 13: after a resume from step 2, steps 3-4 logged before the crash appeared twice."""
+    first = registry.create("metric_loggers", "jsonl", tmp_path)
+    for step in (1, 2, 3, 4):
+        first.log(step, {"loss": 10.0 - step})
+    first.close()
+    resumed = registry.create("metric_loggers", "jsonl", tmp_path)
+    for step in (3, 4, 5):
+        resumed.log(step, {"loss": 100.0 + step})
+    resumed.close()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["loss"] for r in rows] == [9.0, 8.0, 103.0, 104.0, 105.0]
+
+
+def test_wandb_logs_offline_into_the_run_dir_and_resumes_the_same_run(registry, tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = registry.create("metric_loggers", "wandb", tmp_path)
+    logger.log(1, {"loss": 2.0, "note": "text is skipped"})
+    logger.close()
+    run_id = (tmp_path / "wandb_run_id").read_text().strip()
+    resumed = registry.create("metric_loggers", "wandb", tmp_path)
+    resumed.log(2, {"loss": 1.5})
+    resumed.close()
+    assert (tmp_path / "wandb_run_id").read_text().strip() == run_id
+    runs = sorted((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(runs) == 2 and all((r / f"run-{run_id}.wandb").is_file() for r in runs)
+    assert wandb.run is None
+
+
+def test_wandb_refuses_an_unknown_mode_in_one_line(registry, tmp_path):
+    pytest.importorskip("wandb")
+    with pytest.raises(ComponentError, match="offline, online, disabled") as err:
+        registry.create("metric_loggers", "wandb", tmp_path, mode="ofline")
+    assert len(str(err.value).splitlines()) == 1
 
 
 def test_jsonl_lines_are_on_disk_before_close(registry, tmp_path):
@@ -47,7 +98,7 @@ def _scalars(logdir):
         offset = 0
         while offset < len(data):  # record: u64 length, u32 crc, payload, u32 crc
             (length,) = struct.unpack_from("<Q", data, offset)
-            event = event_pb2.Event.FromString(data[offset + 12: offset + 12 + length])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
             offset += 12 + length + 4
             found += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
     return found

@@ -40,7 +40,9 @@ def test_a_name_registered_twice_is_an_error_naming_both_plugins(make_dist):
     registry = load_registry({})
     [conflict] = registry.conflicts
     assert conflict.plugins == ("first-plugin", "second-plugin")
-    with pytest.raises(DuplicateComponentError, match="'shared_name' is registered by both first-plugin and second-plugin"):
+    with pytest.raises(
+        DuplicateComponentError, match="'shared_name' is registered by both first-plugin and second-plugin"
+    ):
         registry.get("data_sources", "shared_name")
     assert "jsonl" in registry.names("metric_loggers")  # the rest keeps working
 
@@ -99,8 +101,9 @@ def test_a_factory_error_is_reported_with_the_plugin_and_component_names():
     registry.register("data_sources", "files", needs_paths, plugin="files-plugin")
     with pytest.raises(ComponentError) as info:
         registry.create("data_sources", "files", paths="x/*.jsonl")
-    assert str(info.value) == ("data source 'files' (plugin files-plugin) failed: "
-                               "FileNotFoundError: no file matches x/*.jsonl")
+    assert str(info.value) == (
+        "data source 'files' (plugin files-plugin) failed: FileNotFoundError: no file matches x/*.jsonl"
+    )
     assert isinstance(info.value.__cause__, FileNotFoundError)
 
 
@@ -110,16 +113,22 @@ def test_a_factory_phijax_error_keeps_its_message_and_gains_the_plugin_name():
 
     registry = Registry()
     registry.register("evaluators", "strict", strict, plugin="strict-plugin")
-    with pytest.raises(ComponentError, match=r"^evaluator 'strict' \(plugin strict-plugin\) failed: option `count` must be positive; set count: 10$"):
+    with pytest.raises(
+        ComponentError,
+        match=r"^evaluator 'strict' \(plugin strict-plugin\) failed: option `count` must be positive; set count: 10$",
+    ):
         registry.create("evaluators", "strict")
 
 
-@pytest.mark.parametrize("kind, made, complaint", [
-    ("data_sources", 42, "not a data source"),
-    ("data_sources", "a string", "not a data source"),
-    ("metric_loggers", object(), "needs log(step, metrics) and close()"),
-    ("verifiers", "yes", "not callable"),
-])
+@pytest.mark.parametrize(
+    "kind, made, complaint",
+    [
+        ("data_sources", 42, "not a data source"),
+        ("data_sources", "a string", "not a data source"),
+        ("metric_loggers", object(), "needs log(step, metrics) and close()"),
+        ("verifiers", "yes", "not callable"),
+    ],
+)
 def test_create_refuses_a_component_that_breaks_its_protocol(kind, made, complaint):
     registry = Registry()
     registry.register(kind, "odd", lambda: made, plugin="odd-plugin")
@@ -129,7 +138,7 @@ def test_create_refuses_a_component_that_breaks_its_protocol(kind, made, complai
 
 def test_attributed_names_the_plugin_of_a_component_failing_at_run_time():
     registry = Registry()
-    registry.register("verifiers", "fragile", lambda: (lambda completion, problem: 1 / 0), plugin="fragile-plugin")
+    registry.register("verifiers", "fragile", lambda: lambda completion, problem: 1 / 0, plugin="fragile-plugin")
     verify = registry.create("verifiers", "fragile")
     with pytest.raises(ComponentError, match=r"verifier 'fragile' \(plugin fragile-plugin\) failed: ZeroDivisionError"):
         with registry.attributed("verifiers", "fragile"):

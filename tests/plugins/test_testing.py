@@ -13,7 +13,7 @@ from phijax.plugins.testing import make_registry, plugin_registry
 class Shouting:
     @hookimpl
     def phijax_register_verifiers(self, register):
-        register("shouting", lambda **options: (lambda completion, problem: completion.isupper()))
+        register("shouting", lambda **options: lambda completion, problem: completion.isupper())
 
 
 class Misspelled:
@@ -30,13 +30,16 @@ def test_the_fixture_registers_the_plugin_next_to_the_builtins(phijax_registry):
 
 
 def test_the_fixture_leaves_out_other_installed_plugins(make_dist, phijax_registry):
-    make_dist("installed-plugin", """
+    make_dist(
+        "installed-plugin",
+        """
         from phijax.plugins import hookimpl
 
         @hookimpl
         def phijax_register_verifiers(register):
             register("installed", dict)
-    """)
+    """,
+    )
     registry = phijax_registry(Shouting())
     assert "shouting" in registry.names("verifiers")
     assert "installed" not in registry.names("verifiers")
@@ -44,8 +47,10 @@ def test_the_fixture_leaves_out_other_installed_plugins(make_dist, phijax_regist
 
 
 def test_a_misspelled_hook_fails_loudly_for_the_plugin_author():
-    with pytest.raises(PluginValidationError, match="plugin Misspelled: unknown hook phijax_register_verifier; "
-                                                     "did you mean phijax_register_verifiers"):
+    with pytest.raises(
+        PluginValidationError,
+        match="plugin Misspelled: unknown hook phijax_register_verifier; did you mean phijax_register_verifiers",
+    ):
         make_registry(Misspelled())
 
 

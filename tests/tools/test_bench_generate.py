@@ -13,7 +13,9 @@ SMALL = ["--presets", "tiny", "--batch", "2", "--prompt-len", "8", "--new-tokens
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_bench_generate_reports_phijax_and_hf_throughput(tmp_path):
@@ -50,10 +52,13 @@ def test_overrides_and_bfloat16_reach_both_models_and_the_json(tmp_path):
     assert "bfloat16" in done.stdout
 
 
-@pytest.mark.parametrize("override, words", [
-    ("model.num_layer=1", "did you mean `model.num_layers`"),
-    ("train.steps=3", "only model.* keys"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.num_layer=1", "did you mean `model.num_layers`"),
+        ("train.steps=3", "only model.* keys"),
+    ],
+)
 def test_a_bad_override_is_one_line_and_exit_2(tmp_path, override, words):
     done = bench(*SMALL, "--json", str(tmp_path / "bench.json"), override)
     assert done.returncode == 2

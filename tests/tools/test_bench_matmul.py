@@ -11,8 +11,12 @@ SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "bench_matmul.py"
 
 def test_bench_matmul_reports_the_rate_of_its_timed_products(tmp_path):
     out = tmp_path / "matmul.json"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--size", "256", "--repeats", "3", "--json", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--size", "256", "--repeats", "3", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     r = json.loads(out.read_text())
     assert r["backend"] == "cpu" and r["size"] == 256 and len(r["times_s"]) == 3

@@ -14,8 +14,9 @@ HAVE_HF = importlib.util.find_spec("transformers") is not None and importlib.uti
 
 
 def run_bench(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +29,28 @@ def bench():
 
 def test_bench_train_sweeps_remat_with_hf_ratios_overrides_and_cpu_profiles(tmp_path):
     out = tmp_path / "bench.json"
-    done = run_bench("--preset", "tiny", "--batch", "8", "--seq-len", "32", "--warmup", "1", "--steps", "2",
-                     "--json", str(out), *(["--compare-hf"] if HAVE_HF else []),
-                     "--remat", "none", "full", "--profile", "--profile-steps", "2", "model.num_layers=1")
+    done = run_bench(
+        "--preset",
+        "tiny",
+        "--batch",
+        "8",
+        "--seq-len",
+        "32",
+        "--warmup",
+        "1",
+        "--steps",
+        "2",
+        "--json",
+        str(out),
+        *(["--compare-hf"] if HAVE_HF else []),
+        "--remat",
+        "none",
+        "full",
+        "--profile",
+        "--profile-steps",
+        "2",
+        "model.num_layers=1",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["preset"] == "tiny" and result["backend"] == "cpu" and result["num_layers"] == 1
@@ -43,14 +63,14 @@ def test_bench_train_sweeps_remat_with_hf_ratios_overrides_and_cpu_profiles(tmp_
         assert r["tokens_per_s"] == 8 * 32 / r["step_time_s"]
         assert r["best_step_time_s"] == min(r["step_times_s"])
         assert 0 < r["mfu"] < 1 and r["compiled_memory_bytes"]["total"] > 0
-        assert r["profile"]["steps"] == 2 and r["profile"]["device_op_events"] == 0
-        assert "no device op events" in r["profile"]["note"] and "categories" not in r["profile"]
+        assert r["profile"]["steps"] == 2 and r["profile"]["device_op_events"] > 0  # XLA's CPU thunks
+        assert "note" not in r["profile"] and sum(c["share"] for c in r["profile"]["categories"].values()) > 0.99
         assert Path(r["profile"]["trace"]).is_relative_to(tmp_path / "bench_profile" / r["remat"])
     assert result["best_remat"] == max(records, key=lambda r: r["tokens_per_s"])["remat"]
     lines = done.stdout.splitlines()
     assert any(line.split()[:1] == ["none"] for line in lines) and any(line.split()[:1] == ["full"] for line in lines)
     assert "MFU" in done.stdout and f"best: {result['best_remat']}" in done.stdout
-    assert done.stdout.count("no device op events") == 2
+    assert done.stdout.count("device busy") == 2 and "top ops" in done.stdout
     if HAVE_HF:
         hf = result["hf"]
         assert hf["status"] == "ok" and len(hf["step_times_s"]) == 2 and hf["tokens_per_s"] > 0
@@ -91,18 +111,44 @@ def test_out_of_memory_is_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypat
     def hf_out_of_memory(*_):
         def run_step():
             raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
         return run_step
 
     monkeypatch.setattr(bench, "phijax_step", step_out_of_memory_without_remat)
     monkeypatch.setattr(bench, "hf_step", hf_out_of_memory)
     monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # what main sets for --compare-hf, undone after
     out = tmp_path / "bench.json"
-    assert bench.main(["--preset", "tiny", "--batch", "8", "--seq-len", "32", "--warmup", "1", "--steps", "2",
-                       "--compare-hf", "--remat", "none", "full", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--preset",
+                "tiny",
+                "--batch",
+                "8",
+                "--seq-len",
+                "32",
+                "--warmup",
+                "1",
+                "--steps",
+                "2",
+                "--compare-hf",
+                "--remat",
+                "none",
+                "full",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     none, full = result["configurations"]
-    assert none == {"remat": "none", "status": "out of memory", "out_of_memory_in": "phijax",
-                    "error": "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 42 bytes."}
+    assert none == {
+        "remat": "none",
+        "status": "out of memory",
+        "out_of_memory_in": "phijax",
+        "error": "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 42 bytes.",
+    }
     # HF ran out beside `full`, the first configuration that ran: `full` is timed again alone
     assert full["status"] == "ok" and len(full["step_times_s"]) == 2 and "hf_ratio" not in full
     assert result["hf"] == {"status": "out of memory", "error": "CUDA out of memory. Tried to allocate 2.00 GiB"}
@@ -114,8 +160,27 @@ def test_out_of_memory_is_a_row_and_the_sweep_goes_on(bench, tmp_path, monkeypat
 
 def test_packed_documents_run_and_are_recorded(bench, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--preset", "tiny", "--batch", "8", "--seq-len", "32", "--warmup", "1", "--steps", "1",
-                       "--documents-per-row", "2", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--preset",
+                "tiny",
+                "--batch",
+                "8",
+                "--seq-len",
+                "32",
+                "--warmup",
+                "1",
+                "--steps",
+                "1",
+                "--documents-per-row",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["documents_per_row"] == 2 and result["configurations"][0]["status"] == "ok"
     assert "2 documents per row" in capsys.readouterr().out
@@ -131,23 +196,27 @@ def test_an_error_other_than_out_of_memory_propagates(bench, monkeypatch, tmp_pa
 
 
 def test_documents_that_do_not_divide_the_row_are_refused_in_one_line(tmp_path):
-    done = run_bench("--preset", "tiny", "--seq-len", "32", "--documents-per-row", "3",
-                     "--json", str(tmp_path / "b.json"))
+    done = run_bench(
+        "--preset", "tiny", "--seq-len", "32", "--documents-per-row", "3", "--json", str(tmp_path / "b.json")
+    )
     assert done.returncode == 1
-    assert done.stderr.strip() == ("bench_train: --documents-per-row 3 must divide --seq-len 32; "
-                                   "choose a divisor of the sequence length")
+    assert done.stderr.strip() == (
+        "bench_train: --documents-per-row 3 must divide --seq-len 32; choose a divisor of the sequence length"
+    )
 
 
 def test_a_bad_override_gives_one_line_and_exit_status_2(tmp_path):
     done = run_bench("--preset", "tiny", "--steps", "1", "model.num_layer=1", "--json", str(tmp_path / "b.json"))
     assert done.returncode == 2
-    assert done.stderr.strip() == ("bench_train: unknown config key `model.num_layer` (from command line); "
-                                   "did you mean `model.num_layers`?")
+    assert done.stderr.strip() == (
+        "bench_train: unknown config key `model.num_layer` (from command line); did you mean `model.num_layers`?"
+    )
 
 
 def test_bench_train_refuses_a_batch_the_mesh_cannot_split(tmp_path):
-    done = run_bench("--preset", "tiny", "--batch", "3", "--seq-len", "32", "--steps", "1",
-                     "--json", str(tmp_path / "b.json"))
+    done = run_bench(
+        "--preset", "tiny", "--batch", "3", "--seq-len", "32", "--steps", "1", "--json", str(tmp_path / "b.json")
+    )
     assert done.returncode == 1
     assert "--batch 3 must be a multiple of 8" in done.stderr.strip().splitlines()[-1]
 
@@ -170,8 +239,18 @@ def test_hf_timed_in_its_own_process_is_the_reference_of_a_later_phijax_run(tmp_
     assert record["hf_ratio"] == record["tokens_per_s"] / saved["hf"]["tokens_per_s"]
     assert "separate process" in done.stdout
 
-    other = run_bench("--preset", "tiny", "--batch", "16", "--seq-len", "32", "--hf-result", str(hf_json),
-                      "--json", str(tmp_path / "other.json"))
+    other = run_bench(
+        "--preset",
+        "tiny",
+        "--batch",
+        "16",
+        "--seq-len",
+        "32",
+        "--hf-result",
+        str(hf_json),
+        "--json",
+        str(tmp_path / "other.json"),
+    )
     assert other.returncode != 0 and not (tmp_path / "other.json").exists()
     [line] = other.stderr.strip().splitlines()
     assert "global_batch 8 != 16" in line and "--hf-only" in line
@@ -181,4 +260,5 @@ def test_hf_flags_are_alternatives(tmp_path):
     done = run_bench("--hf-only", "--compare-hf", "--json", str(tmp_path / "x.json"))
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
-        "bench_train: --compare-hf, --hf-only and --hf-result are alternatives; pick one"]
+        "bench_train: --compare-hf, --hf-only and --hf-result are alternatives; pick one"
+    ]

@@ -10,8 +10,20 @@ from pathlib import Path
 import pytest
 
 SUITE = Path(__file__).resolve().parents[2] / "tools" / "gpu_suite.sh"
-TINY = {"PRESET": "tiny", "LAYERS": "1", "SEQ": "32", "DTYPE": "float32", "ATTENTION": "xla", "BATCH": "8",
-        "REMAT": "none full", "STEPS": "2", "WARMUP": "1", "GEN_BATCH": "2", "PROMPT": "8", "NEW": "4"}
+TINY = {
+    "PRESET": "tiny",
+    "LAYERS": "1",
+    "SEQ": "32",
+    "DTYPE": "float32",
+    "ATTENTION": "xla",
+    "BATCH": "8",
+    "REMAT": "none full",
+    "STEPS": "2",
+    "WARMUP": "1",
+    "GEN_BATCH": "2",
+    "PROMPT": "8",
+    "NEW": "4",
+}
 
 
 def suite(stage: str, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -19,6 +31,7 @@ def suite(stage: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SUITE), stage], env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # ~100 s on 2 cores: the GPU suite's train, flags and generate stages at a tiny shape
 @pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="needs torch and transformers")
 def test_train_and_generate_stages_write_their_figures(tmp_path):
     done = suite("train", tmp_path)
@@ -48,4 +61,6 @@ def test_train_and_generate_stages_write_their_figures(tmp_path):
 def test_an_unknown_stage_is_refused_in_one_line(tmp_path):
     done = suite("benchmark", tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["gpu_suite: unknown stage 'benchmark'; use check, train, flags or generate"]
+    assert done.stderr.strip().splitlines() == [
+        "gpu_suite: unknown stage 'benchmark'; use check, train, flags or generate"
+    ]

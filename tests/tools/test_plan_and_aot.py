@@ -11,12 +11,15 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 def run_tool(name, *args):
-    return subprocess.run([sys.executable, str(TOOLS / name), *args], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, str(TOOLS / name), *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_plan_prints_per_device_parts_and_whether_they_fit():
-    done = run_tool("plan.py", "--preset", "phi4-14b", "--devices", "8", "--batch", "8",
-                    "--seq-len", "4096", "--hbm-gib", "80")
+    done = run_tool(
+        "plan.py", "--preset", "phi4-14b", "--devices", "8", "--batch", "8", "--seq-len", "4096", "--hbm-gib", "80"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     for part in ("parameters (fp32)", "optimizer (2 Adam moments)", "gradients", "activations", "fits in 80 GiB"):
         assert part in done.stdout

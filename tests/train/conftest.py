@@ -15,8 +15,14 @@ TINY = REPO / "configs" / "tiny" / "pretrain.yaml"
 def overrides(run_dir, steps=6, **extra):
     """Small, fast settings on top of configs/tiny/pretrain.yaml."""
     values = {
-        "run_dir": str(run_dir), "train.steps": steps, "train.seq_len": 64, "train.global_batch": 8,
-        "train.log_every": 1, "checkpoint.every": 2, "optim.warmup_steps": 2, **extra,
+        "run_dir": str(run_dir),
+        "train.steps": steps,
+        "train.seq_len": 64,
+        "train.global_batch": 8,
+        "train.log_every": 1,
+        "checkpoint.every": 2,
+        "optim.warmup_steps": 2,
+        **extra,
     }
     return [f"{k}={v}" for k, v in values.items()]
 

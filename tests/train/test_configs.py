@@ -1,14 +1,15 @@
 """The shipped configs: every YAML under configs/ loads and passes its stage's checks, and the
-phi4-14b configs carry the paper's numbers (PHI4.md § Architecture, § Pretraining, § Midtraining)."""
+phi4-14b configs carry the paper's numbers (docs/phi4-recipe.md § Architecture, § Pretraining, § Midtraining)."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from phijax.config import ConfigError, load_config
-from phijax.model.presets import preset_values
-from phijax.stages import STAGES
+from phijax.errors import ConfigError
+from phijax.model.config import preset_values
+from phijax.train.config import TrainJob, job_to_dict, load_train_job
+from phijax.train.objectives import objective_class
 from phijax.train.optim import learning_rate_schedule
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -18,17 +19,17 @@ PHI4_MIDTRAIN = CONFIGS / "phi4-14b" / "midtrain.yaml"
 
 
 def load(path, *overrides):
-    return load_config([path], list(overrides))
+    return load_train_job([path], list(overrides))
 
 
 @pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_config_loads_and_training_configs_pass_their_stage_checks(path):
-    cfg = load(path)
     if "train" not in (yaml.safe_load(path.read_text()) or {}):
-        return  # not a training run (e.g. a PTS config): loading is the check
+        return  # not a training job (a PTS config has its own root)
+    cfg = load(path)
     if cfg.train.stage == "midtrain" and not cfg.checkpoint.init_from:
         cfg = load(path, "checkpoint.init_from=runs/pretrain")
-    STAGES[cfg.train.stage](cfg)
+    cfg.validate()
     assert cfg.train.seq_len <= cfg.model.max_seq_len
     assert cfg.train.global_batch % cfg.train.grad_accum == 0
 
@@ -81,7 +82,7 @@ def test_phi4_midtraining_refuses_to_start_without_init_from():
     cfg = load(PHI4_MIDTRAIN)
     assert cfg.checkpoint.init_from is None
     with pytest.raises(ConfigError, match="checkpoint.init_from"):
-        STAGES["midtrain"](cfg)
+        objective_class("midtrain").validate(cfg)
 
 
 def test_tiny_midtraining_continues_tiny_pretraining():
@@ -89,5 +90,47 @@ def test_tiny_midtraining_continues_tiny_pretraining():
     assert mid.checkpoint.init_from == pre.run_dir
     assert mid.model.rope_theta == 250_000.0 and mid.train.seq_len > pre.train.seq_len
     assert mid.optim.peak_lr == pytest.approx(pre.optim.peak_lr / 10)
-    assert {k: v for k, v in vars(mid.model).items() if k != "rope_theta"} == \
-        {k: v for k, v in vars(pre.model).items() if k != "rope_theta"}
+    assert {k: v for k, v in vars(mid.model).items() if k != "rope_theta"} == {
+        k: v for k, v in vars(pre.model).items() if k != "rope_theta"
+    }
+
+
+def test_every_key_of_the_training_job_has_a_one_line_description():
+    from phijax.config.jobs import describe_keys
+
+    docs = {d.key: d.help for d in describe_keys(TrainJob)}
+    ours = [k for k in docs if "." not in k or k.split(".")[0] in ("optim", "train", "checkpoint", "dpo")]
+    assert {"run_dir", "dpo", "train.stage", "optim.peak_lr", "checkpoint.init_from", "dpo.reference"} <= set(ours)
+    for key in ours:
+        assert docs[key] and "\n" not in docs[key], key
+
+
+def test_a_next_token_job_holds_no_dpo_or_pts_section():
+    job = load(CONFIGS / "tiny" / "pretrain.yaml")
+    assert job.dpo is None and list(job_to_dict(job)) == [
+        "run_dir",
+        "model",
+        "mesh",
+        "data",
+        "optim",
+        "train",
+        "checkpoint",
+    ]
+    dpo = load(CONFIGS / "tiny" / "dpo.yaml")
+    assert job_to_dict(dpo)["dpo"]["pairs"] == ["runs/tiny-pts/pairs.jsonl"]
+    with pytest.raises(ConfigError, match="unknown config key `pts`"):
+        load(CONFIGS / "tiny" / "pretrain.yaml", "pts.rollouts=4")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["dpo.beta=0.2"], "dpo: section is read only with train.stage=dpo"),
+        (["train.grad_accum=3"], "multiple of train.grad_accum"),
+        (["train.seq_len=99999"], "exceeds model.max_seq_len"),
+        (["optim.warmup_steps=1000"], "exceeds train.steps"),
+    ],
+)
+def test_a_training_job_is_validated_in_one_place(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load(CONFIGS / "tiny" / "pretrain.yaml", *overrides).validate()

@@ -5,10 +5,10 @@ import dataclasses
 import jax
 import pytest
 
-from phijax.config import load_config
+from phijax.model.config import preset_config
 from phijax.model.params import count_parameters
-from phijax.model.presets import preset_config
 from phijax.parallel.mesh import build_mesh
+from phijax.train.config import load_train_job
 from phijax.train.memory import (
     activation_bytes,
     analytic_memory,
@@ -26,7 +26,7 @@ def layout_for(cfg):
 
 
 def test_phi4_state_is_16_bytes_a_parameter_split_over_fsdp_except_the_replicated_norms():
-    cfg = load_config([], ["model.preset=phi4-14b", "mesh.fsdp=8", "train.global_batch=8"])
+    cfg = load_train_job([], ["model.preset=phi4-14b", "mesh.fsdp=8", "train.global_batch=8"])
     layout, mesh = layout_for(cfg)
     memory = analytic_memory(cfg, layout, mesh)
     counts = count_parameters(cfg.model)
@@ -38,18 +38,21 @@ def test_phi4_state_is_16_bytes_a_parameter_split_over_fsdp_except_the_replicate
 
 def test_full_remat_keeps_less_than_no_remat():
     model = preset_config("phi4-1b")
-    saved = {remat: activation_bytes(dataclasses.replace(model, remat=remat), 1, 4096, 1, 1024)
-             for remat in ("none", "dots", "dots_no_batch", "full")}
+    saved = {
+        remat: activation_bytes(dataclasses.replace(model, remat=remat), 1, 4096, 1, 1024)
+        for remat in ("none", "dots", "dots_no_batch", "full")
+    }
     assert saved["full"] < saved["dots_no_batch"] < saved["dots"] <= saved["none"]
 
 
 def test_compiled_memory_of_the_tiny_step_on_the_cpu_mesh():
-    cfg = load_config([], ["model.preset=tiny", "train.global_batch=8", "train.seq_len=32"])
+    cfg = load_train_job([], ["model.preset=tiny", "train.global_batch=8", "train.seq_len=32"])
     compiled, _, mesh = compile_train_step(cfg, jax.devices())
     memory = compiled_memory(compiled)
     assert memory.arguments > 0 and memory.temporaries > 0
-    assert memory.total == (memory.arguments + memory.outputs - memory.aliased
-                            + memory.temporaries + memory.generated_code)
+    assert memory.total == (
+        memory.arguments + memory.outputs - memory.aliased + memory.temporaries + memory.generated_code
+    )
     assert mesh.devices.size == 8
 
 

@@ -2,7 +2,7 @@
 
 import jax
 
-from phijax.model.presets import preset_config
+from phijax.model.config import preset_config
 from phijax.train import metrics
 
 

@@ -3,8 +3,8 @@
 import socket
 import subprocess
 
-from phijax.config import load_config
-from phijax.train.loop import train
+from phijax.train.config import load_train_job
+from phijax.train.trainer import train
 
 from .conftest import TINY, logged_losses, overrides, train_command
 
@@ -18,14 +18,18 @@ def free_port() -> int:
 
 
 def test_two_processes_match_the_single_process_losses(tmp_path, child_env):
-    single = train(load_config([TINY], overrides(tmp_path / "single", 4, **MESH))).losses
+    single = train(load_train_job([TINY], overrides(tmp_path / "single", 4, **MESH))).losses
     run_dir = tmp_path / "multi"
     port = free_port()
     procs = []
     for index in range(2):
-        env = {**child_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-               "PHIJAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "PHIJAX_NUM_PROCESSES": "2",
-               "PHIJAX_PROCESS_ID": str(index)}
+        env = {
+            **child_env,
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+            "PHIJAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}",
+            "PHIJAX_NUM_PROCESSES": "2",
+            "PHIJAX_PROCESS_ID": str(index),
+        }
         command = train_command(run_dir, 4, **MESH, **{"mesh.cpu_devices": 4})
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     for proc in procs:

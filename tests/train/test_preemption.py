@@ -7,8 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from phijax.config import load_config
-from phijax.train.loop import train
+from phijax.train.config import load_train_job
+from phijax.train.trainer import train
 
 from .conftest import TINY, logged_losses, overrides, train_command
 
@@ -31,10 +31,12 @@ def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: flo
 
 
 def test_sigkill_then_same_command_logs_exactly_the_uninterrupted_losses(tmp_path, child_env):
-    straight = train(load_config([TINY], overrides(tmp_path / "straight", STEPS, **EXTRA))).losses
+    straight = train(load_train_job([TINY], overrides(tmp_path / "straight", STEPS, **EXTRA))).losses
     run_dir = tmp_path / "killed"
     command = train_command(run_dir, STEPS, **EXTRA)
-    proc = subprocess.Popen(command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        command, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     wait_for_step(run_dir, 10, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -51,8 +53,13 @@ def test_sigkill_then_same_command_logs_exactly_the_uninterrupted_losses(tmp_pat
 
 def test_sigterm_saves_a_checkpoint_and_exits_zero(tmp_path, child_env):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(train_command(run_dir, STEPS, **{"checkpoint.every": 1000}), env=child_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        train_command(run_dir, STEPS, **{"checkpoint.every": 1000}),
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for_step(run_dir, 3, proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)

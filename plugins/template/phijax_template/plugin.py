@@ -5,7 +5,6 @@ and leave heavy imports and file I/O to the factories and the components they bu
 """
 
 from phijax.plugins import hookimpl
-
 from phijax_template.sums import SumsEvaluator, SumsSource
 
 

@@ -54,8 +54,9 @@ class SumsEvaluator:
 
     def __call__(self, policy: Any, *, seed: int) -> dict[str, float]:
         problems = [sum_problem(seed, i, self.max_operand) for i in range(self.count)]
-        completions = policy.generate([p["prompt"] for p in problems],
-                                      max_new_tokens=self.max_new_tokens, temperature=0.0, seed=seed)
+        completions = policy.generate(
+            [p["prompt"] for p in problems], max_new_tokens=self.max_new_tokens, temperature=0.0, seed=seed
+        )
         correct = sum(_first_number(c) == p["answer"] for c, p in zip(completions, problems, strict=True))
         return {"accuracy": correct / self.count, "n": float(self.count)}
 

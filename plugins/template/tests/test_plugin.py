@@ -1,9 +1,9 @@
 """Tests of the template plugin, using phijax's `phijax_registry` fixture (loaded by pytest itself)."""
 
-import pytest
-from phijax.errors import PhijaxError
-
 import phijax_template.plugin as plugin
+import pytest
+
+from phijax.errors import PhijaxError
 
 
 class AnswersEverything:
