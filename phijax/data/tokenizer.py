@@ -156,9 +156,6 @@ class TiktokenTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return self._encoding.encode_ordinary(text)
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._encoding.encode_ordinary_batch(list(texts))
-
     def decode(self, ids: Sequence[int]) -> str:
         return self._encoding.decode(list(ids))
 
@@ -181,9 +178,6 @@ class HFTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=False)

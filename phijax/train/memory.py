@@ -32,8 +32,6 @@ from phijax.train.optim import make_optimizer
 from phijax.train.state import StateLayout, state_layout
 from phijax.train.step import MODEL_INPUTS, make_train_step
 
-GIB = 1024**3
-
 # HBM per device in GiB, by the start of `device.device_kind` (longest prefix wins).
 HBM_GIB = {
     "TPU v5 lite": 16.0,  # v5e
