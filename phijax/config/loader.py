@@ -28,6 +28,18 @@ COMMAND_LINE = "command line"
 
 
 # ------------------------------------------------------------------------------------- loading
+def key(default: Any, help: str) -> Any:
+    """A config field with an immutable default and its one-line description (`phijax config keys`)."""
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        raise TypeError("mutable defaults need section() or a tuple")
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def section(cls: type, help: str) -> Any:
+    """A config field holding a nested section `cls`, built with its defaults, and its description."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help})
+
+
 def load_job(root: type, files: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> Any:
     """Build the job `root` (a frozen dataclass) from YAML files (later wins) and overrides (last wins)."""
     raw: dict[str, Any] = {}

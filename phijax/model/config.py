@@ -10,43 +10,40 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from phijax.config.loader import key
 from phijax.errors import ConfigError
-
-
-def _key(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture and numerics of the decoder. `preset` names a set of values; keys beside it override them."""
 
-    preset: str | None = _key(None, "named architecture (phi4-14b, phi4-1b, phi4-100m, tiny); other keys override it")
-    vocab_size: int = _key(100_352, "rows of the embedding and LM head (phi-4: 100,352, cl100k_base padded)")
-    hidden_size: int = _key(5120, "width of the residual stream")
-    num_layers: int = _key(40, "decoder layers")
-    num_heads: int = _key(40, "query heads")
-    num_kv_heads: int = _key(10, "key/value heads (grouped-query attention); divides num_heads")
-    head_dim: int = _key(128, "width of one attention head (even: RoPE rotates pairs)")
-    intermediate_size: int = _key(17_920, "SwiGLU hidden width")
-    rms_norm_eps: float = _key(1e-5, "epsilon of every RMSNorm")
-    rope_theta: float = _key(10_000.0, "RoPE base: 10,000 in pretraining, 250,000 from midtraining on")
-    max_seq_len: int = _key(16_384, "longest sequence the model serves (generation's cache bound)")
-    bos_token_id: int = _key(100_257, "beginning-of-text id (phi-4: <|endoftext|>)")
-    eos_token_id: int = _key(100_265, "end-of-turn id that stops generation (phi-4: <|im_end|>)")
-    pad_token_id: int = _key(100_349, "padding id (phi-4: <|dummy_85|>)")
-    param_dtype: Literal["float32", "bfloat16"] = _key("float32", "dtype parameters are stored in")
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = _key("float32", "dtype of matmuls and activations")
-    attention: Literal["xla", "cudnn", "splash"] = _key(
+    preset: str | None = key(None, "named architecture (phi4-14b, phi4-1b, phi4-100m, tiny); other keys override it")
+    vocab_size: int = key(100_352, "rows of the embedding and LM head (phi-4: 100,352, cl100k_base padded)")
+    hidden_size: int = key(5120, "width of the residual stream")
+    num_layers: int = key(40, "decoder layers")
+    num_heads: int = key(40, "query heads")
+    num_kv_heads: int = key(10, "key/value heads (grouped-query attention); divides num_heads")
+    head_dim: int = key(128, "width of one attention head (even: RoPE rotates pairs)")
+    intermediate_size: int = key(17_920, "SwiGLU hidden width")
+    rms_norm_eps: float = key(1e-5, "epsilon of every RMSNorm")
+    rope_theta: float = key(10_000.0, "RoPE base: 10,000 in pretraining, 250,000 from midtraining on")
+    max_seq_len: int = key(16_384, "longest sequence the model serves (generation's cache bound)")
+    bos_token_id: int = key(100_257, "beginning-of-text id (phi-4: <|endoftext|>)")
+    eos_token_id: int = key(100_265, "end-of-turn id that stops generation (phi-4: <|im_end|>)")
+    pad_token_id: int = key(100_349, "padding id (phi-4: <|dummy_85|>)")
+    param_dtype: Literal["float32", "bfloat16"] = key("float32", "dtype parameters are stored in")
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = key("float32", "dtype of matmuls and activations")
+    attention: Literal["xla", "cudnn", "splash"] = key(
         "xla", "xla (portable), cudnn (GPU flash attention) or splash (TPU Pallas kernel; seq_len a multiple of 128)"
     )
-    remat: Literal["none", "full", "dots", "dots_no_batch"] = _key(
+    remat: Literal["none", "full", "dots", "dots_no_batch"] = key(
         "none", "activations a layer keeps for the backward pass (phijax.model.phi4.REMAT_POLICIES)"
     )
-    scan_layers: bool = _key(True, "scan the layers (compile time flat in depth); checkpoints do not depend on it")
+    scan_layers: bool = key(True, "scan the layers (compile time flat in depth); checkpoints do not depend on it")
 
     @classmethod
     def expand_preset(cls, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,13 +8,13 @@ job in one place, the generic shape first, then what the objective adds. Pure: n
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from phijax.config.loader import key, section
 from phijax.data.config import DataConfig
 from phijax.errors import ConfigError, PhijaxError
 from phijax.eval.config import TrainEvalConfig
@@ -24,37 +24,26 @@ from phijax.parallel.config import MeshConfig
 STAGES = ("pretrain", "midtrain", "sft", "dpo")
 
 
-def _key(default: Any, help: str) -> Any:
-    """A config field with a default and its one-line description."""
-    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
-        raise TypeError("mutable defaults need _section or a tuple")
-    return field(default=default, metadata={"help": help})
-
-
-def _section(cls: type, help: str) -> Any:
-    return field(default_factory=cls, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with linear warm-up then linear decay (Phi-4 pretraining: peak 3e-4, wd 0.1)."""
 
-    peak_lr: float = _key(3e-4, "learning rate at the end of warm-up")
-    end_lr_ratio: float = _key(0.0, "final learning rate as a fraction of peak_lr (linear decay to it)")
-    warmup_steps: int = _key(0, "steps of linear warm-up from 0 to peak_lr (at most train.steps)")
-    warmup_ratio: float | None = _key(
+    peak_lr: float = key(3e-4, "learning rate at the end of warm-up")
+    end_lr_ratio: float = key(0.0, "final learning rate as a fraction of peak_lr (linear decay to it)")
+    warmup_steps: int = key(0, "steps of linear warm-up from 0 to peak_lr (at most train.steps)")
+    warmup_ratio: float | None = key(
         None, "warm-up as a fraction of train.steps, in [0, 1] (replaces warmup_steps when set; MaxText's form)"
     )
-    extend: Literal["constant", "redecay"] | None = _key(
+    extend: Literal["constant", "redecay"] | None = key(
         None,
         "when train.steps is raised past the steps a run's schedule was laid out for: constant (hold the LR the "
         "schedule ended at) or redecay (decay again from peak_lr to the end LR over the new steps); null refuses",
     )
-    weight_decay: float = _key(0.1, "AdamW decoupled weight decay, applied to every parameter")
-    b1: float = _key(0.9, "AdamW first-moment decay")
-    b2: float = _key(0.95, "AdamW second-moment decay")
-    eps: float = _key(1e-8, "AdamW epsilon")
-    clip_grad_norm: float = _key(1.0, "clip the global gradient norm to this before AdamW")
+    weight_decay: float = key(0.1, "AdamW decoupled weight decay, applied to every parameter")
+    b1: float = key(0.9, "AdamW first-moment decay")
+    b2: float = key(0.95, "AdamW second-moment decay")
+    eps: float = key(1e-8, "AdamW epsilon")
+    clip_grad_norm: float = key(1.0, "clip the global gradient norm to this before AdamW")
 
     def warmup_for(self, steps: int) -> int:
         """Warm-up steps of a run of `steps` steps: `warmup_ratio`·steps when set, else `warmup_steps`."""
@@ -65,24 +54,24 @@ class OptimConfig:
 class TrainConfig:
     """Length and shape of the run, and which objective it trains (`stage`)."""
 
-    stage: Literal["pretrain", "midtrain", "sft", "dpo"] = _key(
+    stage: Literal["pretrain", "midtrain", "sft", "dpo"] = key(
         "pretrain", "the objective: pretrain, midtrain, sft (next-token) or dpo (preference pairs)"
     )
-    steps: int = _key(100, "optimizer steps of the whole run (a resumed run continues to this)")
-    global_batch: int = _key(8, "examples per step over all devices: sequences (next-token) or pairs (dpo)")
-    seq_len: int = _key(4096, "positions per row")
-    grad_accum: int = _key(1, "micro-batches a step's batch is split into (divides global_batch)")
-    log_every: int = _key(1, "log metrics every this many steps")
-    seed: int = _key(0, "parameter initialisation seed (used without checkpoint.init_from)")
-    loss_chunk: int = _key(1024, "positions per LM-head chunk: bounds live fp32 logits to batch x chunk x vocab")
-    metric_loggers: tuple[str, ...] = _key(("jsonl",), "metric sinks by registered name; jsonl writes metrics.jsonl")
-    peak_tflops: float | None = _key(None, "peak dense TFLOP/s of one device for MFU (null: by device kind)")
-    max_bad_steps: int = _key(
+    steps: int = key(100, "optimizer steps of the whole run (a resumed run continues to this)")
+    global_batch: int = key(8, "examples per step over all devices: sequences (next-token) or pairs (dpo)")
+    seq_len: int = key(4096, "positions per row")
+    grad_accum: int = key(1, "micro-batches a step's batch is split into (divides global_batch)")
+    log_every: int = key(1, "log metrics every this many steps")
+    seed: int = key(0, "parameter initialisation seed (used without checkpoint.init_from)")
+    loss_chunk: int = key(1024, "positions per LM-head chunk: bounds live fp32 logits to batch x chunk x vocab")
+    metric_loggers: tuple[str, ...] = key(("jsonl",), "metric sinks by registered name; jsonl writes metrics.jsonl")
+    peak_tflops: float | None = key(None, "peak dense TFLOP/s of one device for MFU (null: by device kind)")
+    max_bad_steps: int = key(
         0,
         "steps in a row with a non-finite loss or grad norm that are skipped (no update) before the run stops; "
         "0 stops at the first",
     )
-    eval: TrainEvalConfig = _section(
+    eval: TrainEvalConfig = section(
         TrainEvalConfig, "evaluators run on the parameters every N steps (phijax.eval.hook)"
     )
 
@@ -91,38 +80,38 @@ class TrainConfig:
 class CheckpointConfig:
     """When to save, how many to keep, and what to start from."""
 
-    every: int = _key(1000, "save a checkpoint every this many steps (and at the last)")
-    keep: int = _key(3, "newest checkpoints kept")
-    async_save: bool = _key(True, "write checkpoints in the background while training goes on")
-    init_from: str | None = _key(None, "start from this model dir, checkpoint step or run dir (newest step)")
+    every: int = key(1000, "save a checkpoint every this many steps (and at the last)")
+    keep: int = key(3, "newest checkpoints kept")
+    async_save: bool = key(True, "write checkpoints in the background while training goes on")
+    init_from: str | None = key(None, "start from this model dir, checkpoint step or run dir (newest step)")
 
 
 @dataclass(frozen=True)
 class DPOConfig:
     """Preference optimisation (`train.stage: dpo`): the pairs, the reference and the loss."""
 
-    pairs: tuple[str, ...] = _key((), "JSONL files (globs) of preference pairs: whole responses or PTS tokens")
-    beta: float = _key(0.1, "strength of the pull towards the reference (> 0)")
-    label_smoothing: float = _key(0.0, "probability a label is flipped, in [0, 0.5) (sigmoid loss only)")
-    loss_type: Literal["sigmoid", "ipo"] = _key("sigmoid", "preference loss: sigmoid (DPO) or ipo")
-    reference: Literal["precompute", "frozen"] = _key(
+    pairs: tuple[str, ...] = key((), "JSONL files (globs) of preference pairs: whole responses or PTS tokens")
+    beta: float = key(0.1, "strength of the pull towards the reference (> 0)")
+    label_smoothing: float = key(0.0, "probability a label is flipped, in [0, 0.5) (sigmoid loss only)")
+    loss_type: Literal["sigmoid", "ipo"] = key("sigmoid", "preference loss: sigmoid (DPO) or ipo")
+    reference: Literal["precompute", "frozen"] = key(
         "precompute", "precompute: score every pair once before training; frozen: a second model scores each batch"
     )
-    shuffle: bool = _key(True, "shuffle the pairs, one permutation per epoch (seeded by data.seed)")
+    shuffle: bool = key(True, "shuffle the pairs, one permutation per epoch (seeded by data.seed)")
 
 
 @dataclass(frozen=True)
 class TrainJob:
     """Everything a training run reads; written resolved to `run_dir/config.yaml`."""
 
-    run_dir: str = _key("runs/default", "the run directory: config.yaml, metrics.jsonl, checkpoints/")
-    model: ModelConfig = _section(ModelConfig, "the decoder's architecture and numerics")
-    mesh: MeshConfig = _section(MeshConfig, "the device mesh and the logical-axis rules")
-    data: DataConfig = _section(DataConfig, "training text and its tokenizer (dpo reads tokenizer and seed)")
-    optim: OptimConfig = _section(OptimConfig, "AdamW and its learning-rate schedule")
-    train: TrainConfig = _section(TrainConfig, "length, batch shape and objective of the run")
-    checkpoint: CheckpointConfig = _section(CheckpointConfig, "checkpoint cadence and the starting point")
-    dpo: DPOConfig | None = _key(None, "preference pairs and loss; only with train.stage=dpo")
+    run_dir: str = key("runs/default", "the run directory: config.yaml, metrics.jsonl, checkpoints/")
+    model: ModelConfig = section(ModelConfig, "the decoder's architecture and numerics")
+    mesh: MeshConfig = section(MeshConfig, "the device mesh and the logical-axis rules")
+    data: DataConfig = section(DataConfig, "training text and its tokenizer (dpo reads tokenizer and seed)")
+    optim: OptimConfig = section(OptimConfig, "AdamW and its learning-rate schedule")
+    train: TrainConfig = section(TrainConfig, "length, batch shape and objective of the run")
+    checkpoint: CheckpointConfig = section(CheckpointConfig, "checkpoint cadence and the starting point")
+    dpo: DPOConfig | None = key(None, "preference pairs and loss; only with train.stage=dpo")
 
     def __post_init__(self) -> None:
         if self.model.attention == "splash" and self.train.seq_len % 128:
@@ -170,18 +159,18 @@ class TrainJob:
 
 def _check_positive(values: dict[str, int]) -> None:
     """ConfigError naming the first key whose value is below 1."""
-    for key, value in values.items():
+    for name, value in values.items():
         if value < 1:
-            extra = " (0 would delete every checkpoint)" if key == "checkpoint.keep" else ""
-            raise ConfigError(f"{key} is {value}: it must be at least 1{extra}")
+            extra = " (0 would delete every checkpoint)" if name == "checkpoint.keep" else ""
+            raise ConfigError(f"{name} is {value}: it must be at least 1{extra}")
 
 
 def _check_optim(optim: OptimConfig, steps: int) -> None:
     """Learning rates finite and non-negative, warm-up within the run."""
-    for key in ("peak_lr", "end_lr_ratio", "weight_decay", "clip_grad_norm", "eps"):
-        value = getattr(optim, key)
+    for name in ("peak_lr", "end_lr_ratio", "weight_decay", "clip_grad_norm", "eps"):
+        value = getattr(optim, name)
         if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"optim.{key} is {value}: it must be a finite number >= 0")
+            raise ConfigError(f"optim.{name} is {value}: it must be a finite number >= 0")
     if optim.warmup_steps < 0:
         raise ConfigError(f"optim.warmup_steps is {optim.warmup_steps}: it must be >= 0")
     if optim.warmup_ratio is not None and not 0 <= optim.warmup_ratio <= 1:
