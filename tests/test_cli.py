@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from phijax.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -22,8 +28,26 @@ def test_errors_are_one_line_without_a_doubled_prefix(capsys):
     assert "train" in err
 
 
-@pytest.mark.parametrize("command", ["train", "dpo"])
-def test_a_command_without_config_says_so_in_one_line(command, capsys):
-    assert main([command]) == 2
+@pytest.mark.parametrize(
+    "command, example",
+    [
+        (["train"], "configs/tiny/pretrain.yaml"),
+        (["dpo"], "configs/tiny/dpo.yaml"),
+        (["pts"], "configs/tiny/pts.yaml"),
+        (["eval"], "configs/tiny/eval.yaml"),
+        (["synth"], "configs/tiny/synth.yaml"),
+        (["recipe"], "configs/tiny/recipe.yaml"),
+        (["data", "stats"], "configs/tiny/pretrain.yaml"),
+    ],
+)
+@pytest.mark.parametrize("overrides", [[], ["seed=1"]])
+def test_a_config_command_without_config_says_so_in_one_line_with_an_example(command, example, overrides, capsys):
+    assert main([*command, *overrides]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--config" in err
+    assert err == f"phijax: error: phijax {' '.join(command)} needs --config FILE, e.g. --config {example}"
+    assert (REPO / example).is_file()
+
+
+def test_python_m_phijax_cli_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "phijax.cli", "pts"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and done.stderr.strip().endswith("e.g. --config configs/tiny/pts.yaml")

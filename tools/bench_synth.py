@@ -1,11 +1,12 @@
 """Throughput of `phijax synth`: requests/s over HTTP against a fake server, records/s on a local model.
 
-    python tools/bench_synth.py [--seeds 120] [--latency 0.2] [--concurrency 16] [--checkpoint runs/tiny-pretrain
+    python tools/bench_synth.py [--seeds 160] [--latency 0.2] [--concurrency 16] [--checkpoint runs/tiny-pretrain
         --tokenizer configs/tiny/tokenizer.json] [--json PATH]
 
 HTTP: a `rewrite` stage (2 requests per seed: plan, write) through the whole runner and the `openai`
 backend, against the loopback fake server answering each request after `--latency` seconds; the ideal is
-concurrency / latency requests/s (16 / 0.2 s = 80). Local: the same stage over a local checkpoint, whose
+concurrency / latency requests/s (16 / 0.2 s = 80), reached only when the seeds fill every wave (a multiple
+of the concurrency). Local: the same stage over a local checkpoint, whose
 requests the runner batches into the KV-cache sampler; records/s. A fresh cache each time: nothing is free.
 """
 
@@ -95,7 +96,7 @@ def bench_local(seeds: int, checkpoint: str, tokenizer: str | None, concurrency:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=120)
+    parser.add_argument("--seeds", type=int, default=160, help="a multiple of --concurrency: no half-empty last wave")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--checkpoint", help="a local model for the records/s row (e.g. a tiny run dir)")

@@ -4,10 +4,10 @@
         [--checkpoint runs/tiny-dpo ...] [--n 100] [--seed 2] [--json out.json]
 
 A thin wrapper over the `curriculum` evaluator plugin (`phijax_plugins.evaluators.curriculum`): `--n`
-curriculum problems of `--seed` with the config's `pts.curriculum.kinds` and `max_digits` (use a seed
+curriculum problems of `--seed` with the config's `curriculum.kinds` and `max_digits` (use a seed
 that neither training nor `phijax pts` read: pretraining reads 0, the tiny PTS config 1). Prompts use
-`pts.prompt_format`, responses are judged by `pts.verifier`, decoding is greedy with
-`pts.max_new_tokens`. Prints one line per checkpoint and optionally writes JSON.
+`prompt_format`, responses are judged by `verifier`, decoding is greedy with
+`max_new_tokens`. Prints one line per checkpoint and optionally writes JSON.
 """
 
 from __future__ import annotations

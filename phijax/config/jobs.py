@@ -22,6 +22,7 @@ JOB_ROOTS: dict[str, str] = {
     "synth": "phijax.synth.config:SynthJob",
     "eval": "phijax.eval.config:EvalJob",
     "recipe": "phijax.recipe.config:Recipe",
+    "generate": "phijax.inference.config:GenerateJob",
 }
 """Command → `module:Class` of its job root (imported on demand: a root may live beside its feature)."""
 

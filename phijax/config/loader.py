@@ -7,12 +7,17 @@ from the command line, whose values are parsed as YAML (`train.steps=30`,
 schema; an unknown key, a value of the wrong type or a missing required value raises `ConfigError` with
 one line that names the key, where it came from, and the closest valid key. Each field's description
 lives in its `metadata["help"]`; `phijax config keys` prints them.
+
+Paths are kept as written: a relative one (in a YAML file, an override or a flag) is relative to the
+working directory of the command, for every key, never to the YAML file naming it. A message about a
+relative path that was not found says so with `relative_note`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -106,6 +111,12 @@ def write_config(cfg: Any, run_dir: str | Path) -> Path:
     return path
 
 
+def relative_note(path: str | Path) -> str:
+    """` (relative to <working directory>)` for a relative `path`, "" for an absolute one (`~` counts as
+    absolute): what every message about a path that was not found adds, so it says where it looked."""
+    return "" if Path(os.path.expanduser(str(path))).is_absolute() else f" (relative to {Path.cwd()})"
+
+
 def valid_keys(cls: type, prefix: str = "") -> list[str]:
     """Every dotted key the schema of `cls` accepts, nested dataclasses expanded."""
     keys = []
@@ -133,7 +144,7 @@ def _dataclass_of(hint: Any) -> type | None:
 # ------------------------------------------------------------------------------------ internals
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config")
+        raise ConfigError(f"config file {path} not found{relative_note(path)}: pass an existing YAML file to --config")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

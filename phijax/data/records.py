@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from phijax.config.loader import relative_note
 from phijax.errors import PhijaxError
 
 
@@ -55,7 +56,7 @@ def expand_paths(
         matched = sorted(glob.glob(os.path.expanduser(str(pattern)), recursive=True))
         matched = [m for m in matched if Path(m).is_file()]
         if not matched:
-            raise DataError(f"no file matches {pattern!r} (relative to {Path.cwd()}); fix the path in {setting}{hint}")
+            raise DataError(f"no file matches {pattern!r}{relative_note(pattern)}; fix the path in {setting}{hint}")
         files += [Path(m) for m in matched]
     return files
 
@@ -159,7 +160,9 @@ def read_jsonl(path: str | Path, *, what: str = "record file") -> Iterator[tuple
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{what} {path} not found: check the path (JSONL, one JSON object per line)")
+        raise DataError(
+            f"{what} {path} not found{relative_note(path)}: check the path (JSONL, one JSON object per line)"
+        )
     gzipped = path.suffix == ".gz"
     with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
         try:

@@ -25,6 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from phijax.config.loader import relative_note
 from phijax.errors import PhijaxError
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
@@ -200,7 +201,7 @@ def load_tokenizer(path: str | Path | None = None) -> Tokenizer:
     path = Path(path)
     if not path.exists():
         raise TokenizerError(
-            f"tokenizer {path} not found: set data.tokenizer to `phi4`, a .tiktoken file, "
+            f"tokenizer {path} not found{relative_note(path)}: set data.tokenizer to `phi4`, a .tiktoken file, "
             "a tokenizer.json or a HF checkpoint directory"
         )
     if path.is_dir():

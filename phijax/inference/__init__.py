@@ -6,15 +6,14 @@
     api            `generate`, `sample_continuations` -> `Generation` (token ids in, token ids out)
     loglikelihood  requests packed into rows (segment ids) and scored many per forward pass
     policy         `LocalPolicy` (the protocols' `TokenPolicy`) and `load_policy` (sharded load)
-    config         `PolicySpec`: the `policy:` section of a command's config
+    config         `PolicySpec` (the `policy:` section of a command's config) and `GenerateJob` (`phijax generate`)
 
 Names below are imported lazily: `import phijax.inference` does not import jax.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from phijax.lazy import lazy_attributes
 
 _LAZY = {
     "Greedy": "sampling",
@@ -33,12 +32,8 @@ _LAZY = {
     "LocalPolicy": "policy",
     "load_policy": "policy",
     "PolicySpec": "config",
+    "GenerateJob": "config",
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"phijax.inference.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'phijax.inference' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {name: f"{__name__}.{module}" for name, module in _LAZY.items()})

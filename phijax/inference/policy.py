@@ -13,6 +13,7 @@ its tokenizer and the mesh. It is read-only: stop tokens are arguments, never st
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class LocalPolicy:
         self.model, self.tokenizer, self.mesh, self.rules = model, tokenizer, mesh, rules or DEFAULT_RULES
         self.name, self.source, self.batch_size, self.rows_per_pass = name, source, batch_size, rows_per_pass
         self.stop_tokens: tuple[int, ...] = tuple(sorted({tokenizer.eos_id, tokenizer.eod_id, model.cfg.eos_token_id}))
+        self.tokens_used = 0  # prompt + generated tokens of every `generate`/`complete` (synth summaries)
+        self._count_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------- tokens
     @property
@@ -116,7 +119,9 @@ class LocalPolicy:
             mesh=self.mesh,
             rules=self.rules,
         )
-        return result.rows(strip=stops)
+        rows = result.rows(strip=stops)
+        self._count(len(prefix_ids) + sum(map(len, rows)))
+        return rows
 
     def loglikelihood_ids(self, requests: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[tuple[float, bool]]:
         """(sum log p(continuation | context) in nats, is_greedy) per `(context_ids, continuation_ids)`,
@@ -161,9 +166,15 @@ class LocalPolicy:
                 mesh=self.mesh,
                 rules=self.rules,
             )
-            for (i, j), row in zip(part, result.rows(strip=self.stop_tokens)):
+            made = result.rows(strip=self.stop_tokens)
+            self._count(sum(map(len, batch)) + sum(map(len, made)))
+            for (i, j), row in zip(part, made):
                 out[i][j] = cut_at_stop(self.decode(row), stop)
         return out
+
+    def _count(self, tokens: int) -> None:
+        with self._count_lock:
+            self.tokens_used += tokens
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         """(sum log p(continuation | context), is_greedy) per text request, tokenised as lm-eval does."""

@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 import yaml
 from flax import nnx
 
-from phijax.config.loader import build_section, to_dict
+from phijax.config.loader import build_section, relative_note, to_dict
 from phijax.errors import CheckpointError, ConfigError
 from phijax.model.config import ModelConfig
 from phijax.model.phi4 import Phi4
@@ -55,7 +55,7 @@ def resolve_checkpoint(path: str | Path, *, what: str = "checkpoint") -> ModelSo
     here = Path(path)
     if not here.is_dir():
         raise CheckpointError(
-            f"{what} {path} not found: pass a model directory, a checkpoint step, a run directory "
+            f"{what} {path} not found{relative_note(path)}: pass a model directory, a checkpoint step, a run directory "
             "or a Hugging Face model directory"
         )
     if (here / PARAMS_DIR).is_dir():
@@ -159,7 +159,8 @@ def read_model_config(path: str | Path) -> ModelConfig:
                 except (ConfigError, KeyError, TypeError) as err:
                     raise CheckpointError(f"{file} does not hold a valid `model` section: {err}") from None
     raise CheckpointError(
-        f"no {MODEL_FILE} or config.yaml found at or above {path}: pass a directory written by phijax"
+        f"no {MODEL_FILE} or config.yaml found at or above {path}{relative_note(path)}: "
+        "pass a directory written by phijax"
     )
 
 

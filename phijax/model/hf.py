@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 from safetensors.flax import save_file
 
+from phijax.config.loader import relative_note
 from phijax.errors import CheckpointError
 from phijax.model.config import ModelConfig
 from phijax.model.phi4 import Phi4
@@ -153,6 +154,8 @@ def _expect_shape(name: str, tensor: np.ndarray, shape: tuple[int, ...]) -> None
 def read_hf_config(path: str | Path) -> ModelConfig:
     """The `ModelConfig` of a HF checkpoint directory."""
     config_file = Path(path) / "config.json"
+    if not Path(path).is_dir():
+        raise CheckpointError(f"HF checkpoint {path} not found{relative_note(path)}: pass a Phi3ForCausalLM directory")
     if not config_file.is_file():
         raise CheckpointError(f"{path} has no config.json: pass a HF Phi3ForCausalLM checkpoint directory")
     return config_from_hf(json.loads(config_file.read_text()))

@@ -16,26 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from phijax.data.config import CurriculumProblemsConfig
 from phijax.inference.config import PolicySpec
 from phijax.parallel.config import MeshConfig
-
-
-@dataclass(frozen=True)
-class CurriculumProblemsConfig:
-    """PTS problems drawn from the embedded arithmetic curriculum (`phijax.data.curriculum`).
-
-    Problem i of curriculum `seed`, for i = 0, 1, ..., keeping those of `kinds` whose operands have
-    at most `max_digits` digits (null: any), until `count` are kept. Use a seed the model was not
-    trained on (the tiny pretraining reads seed 0).
-    """
-
-    count: int = field(default=100, metadata={"help": "problems to draw"})
-    seed: int = field(default=1, metadata={"help": "curriculum seed (use one the model was not trained on)"})
-    kinds: tuple[str, ...] = field(
-        default=("addition", "subtraction", "multiplication"),
-        metadata={"help": "problem kinds to keep (phijax.data.curriculum.KINDS)"},
-    )
-    max_digits: int | None = field(default=None, metadata={"help": "largest operand digits kept (null: any)"})
 
 
 @dataclass(frozen=True)

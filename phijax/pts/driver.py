@@ -11,12 +11,14 @@ the `TokenPolicy` protocol and never changed: the run's stop tokens are passed t
 The pairs file is written as `<output>.partial` and renamed when the run completes, so a file named
 `output` is always a whole run. Progress (queries done, pairs written, counts) is saved after every
 query in `<output>.progress.json`: SIGTERM stops the run after the query in hand, and the same command
-resumes it (`Progress`).
+resumes it (`Progress`). An output directory that cannot be written stops the run before the policy is
+loaded (`check_writable`), leaving what is there as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -26,15 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from phijax.data.config import CurriculumProblemsConfig
+from phijax.data.problems import TEXT_PROMPT, curriculum_problems, read_problems
 from phijax.errors import ConfigError, PhijaxError
 from phijax.plugins.protocols import TOKENS, TokenPolicy
 from phijax.pts import SuccessEstimate
-from phijax.pts.config import CurriculumProblemsConfig, PTSJob
+from phijax.pts.config import PTSJob
 from phijax.pts.pairs import PTSSettings, PTSStats, pts_pairs
-from phijax.verify import ProblemError
-
-TEXT_PROMPT = "Exercise. {query}\n\nSolution."  # the curriculum's textbook form (Problem.text)
-MAX_SCAN = 10_000  # curriculum indices scanned per problem kept before max_digits counts as too strict
 
 
 # ---------------------------------------------------------------------------------- the config
@@ -77,66 +77,11 @@ def _validate_curriculum(cur: CurriculumProblemsConfig, verifier: str) -> None:
 
 # ---------------------------------------------------------------------------------- the problems
 def load_problems(pts: PTSJob) -> list[dict[str, Any]]:
-    """The run's problems: the `problems` JSONL, or `curriculum` problems when it is null."""
+    """The run's problems (`phijax.data.problems`): the `problems` JSONL, or `curriculum` problems when
+    it is null."""
     if pts.problems is not None:
         return read_problems(pts.problems)
     return curriculum_problems(pts.curriculum)
-
-
-def read_problems(path: str | Path) -> list[dict[str, Any]]:
-    """Problems of a JSONL file: one object a line with a non-empty `query` and `answer` or `tests`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"problems file {path} not found: write a JSONL of {{query, answer}} records "
-            "or set problems=null to use the curriculum"
-        )
-    problems = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            problems.append(_problem(line, f"{path}:{number}"))
-    if not problems:
-        raise ProblemError(f"{path} holds no problems: write one JSON object per line")
-    return problems
-
-
-def _problem(line: str, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        raise ProblemError(f"{where}: not valid JSON; write one problem object per line") from None
-    if not isinstance(record, dict) or not isinstance(record.get("query"), str) or not record["query"]:
-        raise ProblemError(f"{where}: a problem needs a non-empty `query` string")
-    if "answer" not in record and "tests" not in record:
-        raise ProblemError(f"{where}: problem has neither `answer` nor `tests`; add what the verifier checks")
-    return {"id": record.get("id", where.rpartition(":")[2]), **record}
-
-
-def curriculum_problems(cur: CurriculumProblemsConfig) -> list[dict[str, Any]]:
-    """`cur.count` curriculum problems as `{id, query, answer, kind}` records (see the config class)."""
-    from phijax.data.curriculum import make_problem
-
-    limit = None if cur.max_digits is None else 10**cur.max_digits
-    problems: list[dict[str, Any]] = []
-    index = 0
-    while len(problems) < cur.count:
-        if index >= MAX_SCAN * cur.count:
-            raise ConfigError(
-                f"curriculum: only {len(problems)} of {cur.count} problems have operands of at most "
-                f"{cur.max_digits} digits; raise curriculum.max_digits or lower count"
-            )
-        problem = make_problem(cur.seed, index, tuple(cur.kinds))
-        if limit is None or max(problem.a, problem.b) < limit:
-            problems.append(
-                {
-                    "id": f"curriculum-{cur.seed}-{index}",
-                    "query": problem.question,
-                    "answer": problem.answer,
-                    "kind": problem.kind,
-                }
-            )
-        index += 1
-    return problems
 
 
 def prompt_encoder(policy: TokenPolicy, prompt_format: str) -> Callable[[dict[str, Any]], list[int]]:
@@ -224,6 +169,7 @@ def run_pts(job: PTSJob, policy: TokenPolicy | None = None, log: Callable[[str],
 
     validate(job, need_checkpoint=policy is None)
     problems = load_problems(job)
+    check_writable(Path(job.output).parent)  # before the policy is loaded: a read-only dir costs nothing
     registry = get_registry()
     verifier = registry.create("verifiers", job.verifier, **job.verifier_options)
     policy = policy if policy is not None else load_job_policy(job)
@@ -429,6 +375,17 @@ def unique_pairs(records: Any, seen: set | None = None) -> Any:
         if key not in seen:
             seen.add(key)
             yield record
+
+
+def check_writable(directory: Path) -> None:
+    """Make `directory` (and its parents) if needed and raise the `OSError` a write in it would (EROFS or
+    EACCES, naming it) when it cannot be written, so a run stops before it starts and `phijax pts` says
+    `cannot write DIR` in one line like every command (`phijax.cli.main`). Nothing in it is changed: a
+    finished run there is kept as it is."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        code = errno.EROFS if os.statvfs(directory).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OSError(code, os.strerror(code), str(directory))
 
 
 def write_pairs(output: str | Path, records: Any, append: bool = False) -> int:

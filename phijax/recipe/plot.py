@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phijax.config.loader import relative_note
 from phijax.errors import PhijaxError
 from phijax.recipe.summary import read_metrics
 
@@ -42,7 +43,9 @@ def runs_figure(run_dirs: Sequence[str | Path]) -> Any:
     runs = {str(d): read_metrics(d) for d in run_dirs}
     missing = [d for d, records in runs.items() if not records]
     if missing:
-        raise PhijaxError(f"{missing[0]} has no metrics.jsonl records: pass a training run directory")
+        raise PhijaxError(
+            f"{missing[0]}{relative_note(missing[0])} has no metrics.jsonl records: pass a training run directory"
+        )
     fig = _figure(5.0 * len(RUN_PANELS), 4.0)
     for ax, (key, title) in zip(fig.subplots(1, len(RUN_PANELS)), RUN_PANELS, strict=True):
         for name, records in runs.items():
@@ -115,8 +118,12 @@ def _eval_panel(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
 def save_figure(fig: Any, path: str | Path) -> Path:
     """Write `fig` as a PNG at `path` (parents created); returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.png")  # a reader never sees half an image
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise PhijaxError(f"cannot write {path}: {err.strerror}; choose a writable place for it") from None
     return path

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from phijax.config.loader import relative_note
 from phijax.synth import SynthError
 
 _SLOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -69,7 +70,8 @@ def load_template(spec: str, provided: Iterable[str], builtin: Path) -> Template
     if not path.is_file():
         known = sorted(p.stem for p in builtin.glob("*.txt"))
         raise SynthError(
-            f"template {spec!r} not found (looked for {path}); give a file path or one of: {', '.join(known)}"
+            f"template {spec!r} not found (looked for {path}{relative_note(path)}); "
+            f"give a file path or one of: {', '.join(known)}"
         )
     try:
         text = path.read_text(encoding="utf-8")

@@ -126,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server_state: FakeServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms Nagle + delayed-ACK wait
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
         pass

@@ -37,9 +37,10 @@ class Checkpoints:
     """Save and restore train state + data-iterator state of one run directory.
 
     state_bytes: the size of one saved state (params + optimizer), for the message of a full disk.
+    read_only: only list and restore steps (orbax then never writes, e.g. in a read-only run directory).
     """
 
-    def __init__(self, run_dir: str | Path, cfg: CheckpointConfig, state_bytes: int = 0):
+    def __init__(self, run_dir: str | Path, cfg: CheckpointConfig, state_bytes: int = 0, read_only: bool = False):
         self.directory = Path(run_dir).absolute() / "checkpoints"
         self.state_bytes = state_bytes
         self.pending: int | None = None  # step of an asynchronous save not yet known to be complete
@@ -47,6 +48,7 @@ class Checkpoints:
             max_to_keep=cfg.keep,
             enable_async_checkpointing=cfg.async_save,
             create=False,
+            read_only=read_only,
         )
         self.manager = ocp.CheckpointManager(
             self.directory,

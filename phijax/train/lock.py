@@ -11,6 +11,7 @@ processes racing for one stale lock cannot both win.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,8 +29,15 @@ HEARTBEAT_S = 30.0
 STALE_S = 300.0
 
 
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 class RunDirLocked(PhijaxError):
     """Another live training owns the run directory."""
+
+
+class RunDirUnwritable(PhijaxError):
+    """The run directory cannot be written (read-only file system, no permission)."""
 
 
 def process_start_time(pid: int) -> str | None:
@@ -77,7 +85,19 @@ class RunLock:
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
-        """Take the lock (taking over a stale one); RunDirLocked when a live process holds it."""
+        """Take the lock (taking over a stale one); RunDirLocked when a live process holds it,
+        RunDirUnwritable when the run directory (or the lock file in it) cannot be written."""
+        try:
+            self._acquire()
+        except OSError as err:
+            if err.errno not in UNWRITABLE:
+                raise
+            raise RunDirUnwritable(
+                f"cannot write {err.filename or self.path}: {err.strerror}: training writes its lock, config and "
+                "checkpoints into run_dir; pass a writable run_dir (copy a finished run there to train it further)"
+            ) from None
+
+    def _acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._create():

@@ -50,10 +50,13 @@ def make_step(
             loss_sum, weight, metric_sums = objective.loss(nnx.merge(layout.graphdef, params), micro, extra)
         return loss_sum, (weight, metric_sums)
 
-    def step(state: TrainState, batch: Batch, extra: Any = None) -> tuple[TrainState, dict[str, jax.Array]]:
-        params = state["params"]
-        micros = micro_batches(batch, grad_accum, objective.examples(batch))
+    def accumulated(params: dict[str, Any], batch: Batch, extra: Any) -> tuple[Any, jax.Array, jax.Array, dict]:
+        """(summed gradients, loss sum, weight, metric sums) over the `grad_accum` micro-batches."""
         grad_fn = jax.value_and_grad(summed, has_aux=True)
+        if grad_accum == 1:  # one micro-batch: no scan, no zero gradients to add it to
+            (loss_sum, (weight, sums)), grads = grad_fn(params, batch, extra)
+            return grads, *_as_float32((loss_sum, weight, sums))  # the dtypes the scan's accumulators give
+        micros = micro_batches(batch, grad_accum, objective.examples(batch))
 
         def accumulate(carry, micro: Batch):
             (loss_sum, (weight, sums)), grads = grad_fn(params, micro, extra)
@@ -68,7 +71,11 @@ def make_step(
             zero,
             jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), sums_shape),
         )
-        (grads, loss_sum, weight, sums), _ = jax.lax.scan(accumulate, start, micros)
+        return jax.lax.scan(accumulate, start, micros)[0]
+
+    def step(state: TrainState, batch: Batch, extra: Any = None) -> tuple[TrainState, dict[str, jax.Array]]:
+        params = state["params"]
+        grads, loss_sum, weight, sums = accumulated(params, batch, extra)
         total = jnp.maximum(weight, 1.0)
         grads = jax.tree.map(lambda g: g / total, grads)
         updates, opt_state = tx.update(grads, state["opt_state"], params)
@@ -87,6 +94,10 @@ def make_step(
     extra_shardings = objective.extra_shardings(layout)
     in_shardings = (layout.shardings, batch_sharding) + ((extra_shardings,) if extra_shardings is not None else ())
     return jax.jit(step, in_shardings=in_shardings, out_shardings=(layout.shardings, None), donate_argnums=0)
+
+
+def _as_float32(tree: Any) -> Any:
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
 
 
 def skip_unless(finite: jax.Array, updated: TrainState, state: TrainState) -> TrainState:

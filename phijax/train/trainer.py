@@ -12,13 +12,16 @@
 A run directory holds `config.yaml` (the resolved job), `configs/`, `metrics.jsonl` and `checkpoints/`.
 A run directory with checkpoints is resumed from the newest complete one, or refused; it is never
 silently restarted. SIGTERM (preemption) or Ctrl-C saves a checkpoint at the end of the current step
-(or lets a save in progress finish) and exits; a second Ctrl-C aborts at once.
+(or lets a save in progress finish, the last step's too) and exits; a second Ctrl-C aborts at once. A
+finished run in a directory this process cannot write is reported complete with nothing written.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -88,8 +91,33 @@ def train(job: TrainJob, hooks: Sequence[Hook] = ()) -> TrainResult:
     sharding = batch_sharding(mesh, job.mesh.rules)
     devices = math.prod(sharding.mesh.shape[a] for a in _batch_axes(sharding))
     check_batch_divides(job.train.global_batch, devices, rows_per_example(job.train.stage))
+    finished = _finished_read_only(job)
+    if finished is not None:
+        return finished
     with _run_lock(Path(job.run_dir)), _signal_guard() as received, _quiet_closed_loops():
         return _train_locked(job, mesh, sharding, hooks, received)
+
+
+def _finished_read_only(job: TrainJob) -> TrainResult | None:
+    """A finished run in a directory this process cannot write (a shared results folder): said in one line,
+    nothing written, no lock taken; None for any other run (an unwritable one then fails at its lock)."""
+    run_dir = Path(job.run_dir)
+    if not run_dir.is_dir() or os.access(run_dir, os.W_OK):
+        return None
+    checkpoints = Checkpoints(run_dir, job.checkpoint, read_only=True)
+    try:
+        steps = checkpoints.steps()
+    finally:
+        checkpoints.close()
+    if not steps or steps[-1] < job.train.steps:
+        return None
+    log.info(
+        "run already complete at step %d in %s (read-only: nothing written); to train further, copy it to a "
+        "writable run_dir and raise train.steps (with optim.extend)",
+        steps[-1],
+        run_dir,
+    )
+    return TrainResult(step=steps[-1], resumed_from=steps[-1])
 
 
 def _train_locked(job: TrainJob, mesh, sharding, hooks: Sequence[Hook], received: list[str]) -> TrainResult:
@@ -109,6 +137,7 @@ def _train_locked(job: TrainJob, mesh, sharding, hooks: Sequence[Hook], received
         step, state, resumed, meta = _start(job, tx, layout, checkpoints, batches, initial)
         attempt = next_attempt(Path(job.run_dir))
         write_run_config(job, Path(job.run_dir), attempt)
+        _remove_unfinished(checkpoints)  # start-up has passed: what an interrupted save left can go
         params = sum(math.prod(a.shape) for a in jax.tree.leaves(layout.abstract["params"]))
         log_banner(banner(job, mesh, params, resumed, _data_line(job), checkpoints))
         if step >= job.train.steps:
@@ -123,6 +152,7 @@ def _train_locked(job: TrainJob, mesh, sharding, hooks: Sequence[Hook], received
         meter = Meter(job, mesh, objective, step, float(meta.get(objective.weight_name, 0.0)))
         _run_steps(run, state, sharding, result, [*hooks, *eval_hooks(job)], record, meter, received)
         checkpoints.wait()
+        result.signal = result.signal or (received[0] if received else None)  # also one during the last save
         if jax.process_index() == 0:
             log.info("%s", meter.summary(result.step, _last_checkpoint(checkpoints)))
             _say_bad_records()
@@ -256,14 +286,16 @@ def console_logging() -> None:
     """phijax's own INFO messages (resume, preemption, data) go to stderr once per process.
 
     Importing orbax installs a console handler on the root logger (`logging.basicConfig`), which
-    would print every message a second time ("INFO:phijax.train:..."); while such a handler is there
-    the `phijax` logger does not propagate. Other root handlers (pytest's capture) still see it.
-    Orbax's own reports of a failed save are dropped: the trainer reports that failure in one line.
+    would print every message a second time ("INFO:phijax.train:..."): such handlers get a filter that
+    drops phijax's records. The `phijax` logger still propagates, so other root handlers (pytest's
+    capture, an application's log file) see every message. Orbax's own reports of a failed save are
+    dropped: the trainer reports that failure in one line.
     """
     logger = logging.getLogger("phijax")
     logger.setLevel(logging.INFO)
-    if any(type(h) is logging.StreamHandler for h in logging.getLogger().handlers):
-        logger.propagate = False
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not any(isinstance(f, _NotPhijax) for f in handler.filters):
+            handler.addFilter(_NotPhijax())
     if not any(getattr(h, "phijax_console", False) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("phijax: %(message)s"))
@@ -272,6 +304,13 @@ def console_logging() -> None:
     absl = logging.getLogger("absl")
     if not any(isinstance(f, _SaveFailureFilter) for f in absl.filters):
         absl.addFilter(_SaveFailureFilter())
+
+
+class _NotPhijax(logging.Filter):
+    """Drops phijax's records from a root console handler: phijax prints them once, itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("phijax")
 
 
 class _SaveFailureFilter(logging.Filter):
@@ -334,6 +373,16 @@ def _say_unfinished(checkpoints: Checkpoints) -> None:
         )
 
 
+def _remove_unfinished(checkpoints: Checkpoints) -> None:
+    """Delete the temporary directories of saves a hard stop interrupted (process 0, the run dir locked):
+    orbax ignores them, but a step never saved again would keep its partial copy on disk for good."""
+    unfinished = checkpoints.unfinished() if jax.process_index() == 0 else []
+    for path in unfinished:
+        shutil.rmtree(path, ignore_errors=True)
+    if unfinished:
+        log.info("removed %d unfinished save(s) (%s)", len(unfinished), ", ".join(p.name for p in unfinished))
+
+
 def _say_bad_records() -> None:
     """One line per source with bad records: how many distinct ones were skipped (each warned once)."""
     from phijax.data.mixture import distinct_bad_records
@@ -378,12 +427,19 @@ def _once(make: Callable[[], Any]) -> Callable[[], Any]:
 
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
-    """The run directory's lock (process 0 takes it; `phijax.train.lock`)."""
+    """The run directory's lock (process 0 takes it; `phijax.train.lock`). A run directory this start
+    created is removed again when start-up fails before writing a file into it (bad data, say)."""
     if jax.process_index() != 0:
         yield
         return
-    with RunLock(run_dir):
-        yield
+    created = not run_dir.exists()
+    try:
+        with RunLock(run_dir):
+            yield
+    except BaseException:
+        if created and all(p.is_dir() for p in run_dir.rglob("*")):  # only empty folders (checkpoints/)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""What every native evaluator shares: errors, the capability check, benchmark files, few-shot
-contexts, prompt templates and the standard error of a mean.
+"""What every native evaluator shares: errors, options, the capability check, benchmark files and their
+few-shot pool, field detection, prompt templates, sampling checks and the standard error of a mean.
 
 Few-shot examples are chosen deterministically, so a score never depends on sampling: the first `k`
 items of `fewshot_file` when one is given, else the first `k` *other* items of the evaluated file
@@ -9,7 +9,9 @@ training split instead, so k-shot scores agree with it only where the same examp
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -59,6 +61,25 @@ def read_benchmark(
     return items
 
 
+def read_items(
+    options: Any, evaluator: str, parse: Callable[[dict[str, Any], str], Item]
+) -> tuple[list[Item], list[Item]]:
+    """(items, few-shot pool) of an evaluator whose options have `file`, `limit`, `fewshot_file`, `shots`.
+
+    The items are the first `limit` of `file`; the pool is all of `fewshot_file`, else the items
+    themselves (an item is then never its own example); `shots` is checked against the pool.
+    """
+    items = read_benchmark(options.file, evaluator, parse, options.limit)
+    pool = read_benchmark(options.fewshot_file, evaluator, parse) if options.fewshot_file else items
+    check_shots(options.shots, len(pool), evaluator, own_file=options.fewshot_file is None)
+    return items, pool
+
+
+def fields_to_try(chosen: str | None, detected: tuple[str, ...]) -> tuple[str, ...]:
+    """The field an option names (e.g. `question_field`), else the usual names to detect it by."""
+    return (chosen,) if chosen else detected
+
+
 def field(record: Mapping[str, Any], names: Sequence[str], where: str, evaluator: str, what: str) -> Any:
     """The first of the fields `names` that `record` has, or a one-line error naming them."""
     for name in names:
@@ -90,6 +111,11 @@ def fewshot_examples(pool: Sequence[Item], shots: int, exclude: Item | None = No
     return [example for example in pool if example is not exclude][:shots]
 
 
+def fewshot_prompt(examples: Iterable[str], query: str, separator: str, description: str = "") -> str:
+    """`description + (example + separator) * shots + query`: the layout of every k-shot prompt."""
+    return description + "".join(example + separator for example in examples) + query
+
+
 def check_shots(shots: int, pool_size: int, evaluator: str, own_file: bool) -> None:
     """One-line error when `shots` is negative or the pool cannot provide that many examples."""
     available = pool_size - 1 if own_file else pool_size
@@ -98,6 +124,16 @@ def check_shots(shots: int, pool_size: int, evaluator: str, own_file: bool) -> N
         raise EvaluatorError(
             f"evaluator `{evaluator}`: shots ({shots}) must be between 0 and the {available} "
             f"examples {source} holds; lower shots or give a larger fewshot_file"
+        )
+
+
+def check_sampling(evaluator: str, samples: int, temperature: float, metric: str = "") -> None:
+    """One-line error when several `samples` per prompt are asked for greedily (they would all be the
+    same); `metric` names what they are for in the message, e.g. " (maj@k)"."""
+    if samples > 1 and temperature <= 0:
+        raise EvaluatorError(
+            f"evaluator `{evaluator}`: samples: {samples}{metric} needs temperature > 0 (e.g. 0.8); "
+            "greedy samples are all the same"
         )
 
 
@@ -121,9 +157,10 @@ def summarise(per_item: Mapping[str, Sequence[float]]) -> tuple[dict[str, float]
 
 
 def make_options(cls: type, options: Mapping[str, Any], evaluator: str) -> Any:
-    """`cls(**options)` (a frozen options dataclass) with one-line errors for unknown or missing options."""
-    import dataclasses
+    """`cls(**options)` (a frozen options dataclass) with one-line errors for unknown or missing options.
 
+    A list given for a tuple-typed option (as YAML writes `stop: [a, b]`) is made a tuple.
+    """
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -139,7 +176,18 @@ def make_options(cls: type, options: Mapping[str, Any], evaluator: str) -> Any:
             f"evaluator `{evaluator}` needs the option `{missing[0]}` (e.g. `{missing[0]}: "
             f"bench/{evaluator}.jsonl` in its config entry)"
         )
-    return cls(**options)
+    tuples = _tuple_options(cls)
+    return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in options.items()})
+
+
+def _tuple_options(cls: type) -> set[str]:
+    """Names of the options of `cls` typed `tuple[...]` (or `tuple[...] | None`)."""
+    hints = typing.get_type_hints(cls)
+    return {
+        name
+        for name, hint in hints.items()
+        if typing.get_origin(hint) is tuple or any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
+    }
 
 
 def item_id(record: Mapping[str, Any], where: str) -> str:

@@ -31,13 +31,14 @@ from typing import Any
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
     check_capabilities,
-    check_shots,
+    check_sampling,
     fewshot_examples,
+    fewshot_prompt,
     field,
     fill,
     item_id,
     make_options,
-    read_benchmark,
+    read_items,
     summarise,
 )
 
@@ -111,13 +112,10 @@ class Code:
     def __init__(self, **options: Any) -> None:
         if isinstance(options.get("k"), int):
             options["k"] = (options["k"],)
-        options = {k: tuple(v) if k in ("k", "stop") and isinstance(v, list) else v for k, v in options.items()}
         self.options: CodeOptions = make_options(CodeOptions, options, NAME)
         _validate(self.options)
         o = self.options
-        self.tasks = read_benchmark(o.file, NAME, self._parse, o.limit)
-        self.pool = read_benchmark(o.fewshot_file, NAME, self._parse) if o.fewshot_file else self.tasks
-        check_shots(o.shots, len(self.pool), NAME, own_file=o.fewshot_file is None)
+        self.tasks, self.pool = read_items(o, NAME, self._parse)
         self.limits = SandboxLimits(timeout_s=o.timeout_s, cpu_s=o.cpu_s, memory_bytes=o.memory_mb << 20)
         self.prompt(self.tasks[0])
 
@@ -133,7 +131,7 @@ class Code:
             self._fill("template", e) + self._fill("target_template", e)
             for e in fewshot_examples(self.pool, self.options.shots, task)
         ]
-        return "".join(e + self.options.fewshot_separator for e in examples) + self._fill("template", task)
+        return fewshot_prompt(examples, self._fill("template", task), self.options.fewshot_separator)
 
     def program(self, task: Task, completion: str) -> str:
         """The program a completion stands for (see the module docstring); MBPP's `test_setup_code` first,
@@ -210,11 +208,7 @@ def _validate(o: CodeOptions) -> None:
             f"evaluator `{NAME}`: every k in {list(o.k)} must be between 1 and samples "
             f"({o.samples}); raise samples or lower k"
         )
-    if o.samples > 1 and o.temperature <= 0:
-        raise EvaluatorError(
-            f"evaluator `{NAME}`: samples: {o.samples} needs temperature > 0 (e.g. 0.8); "
-            "greedy samples are all the same"
-        )
+    check_sampling(NAME, o.samples, o.temperature)
     if o.timeout_s <= 0 or o.cpu_s <= 0 or o.memory_mb < 64 or o.workers < 1:
         raise EvaluatorError(f"evaluator `{NAME}`: timeout_s and cpu_s must be > 0, memory_mb >= 64, workers >= 1")
 

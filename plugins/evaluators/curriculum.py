@@ -1,7 +1,7 @@
 """`curriculum`: greedy accuracy on held-out problems of the embedded arithmetic curriculum.
 
 How PTS + DPO is judged on the curriculum: `count` problems of curriculum `seed` (the same draw as
-`phijax pts`: `phijax.pts.driver.curriculum_problems`, so pick a seed neither training nor PTS read;
+`phijax pts`: `phijax.data.problems.curriculum_problems`, so pick a seed neither training nor PTS read;
 the tiny pretraining reads 0, the tiny PTS config 1) are answered greedily and each response is judged
 by the `verifier` plugin PTS used for p(success), so accuracy is the p(success) of the greedy answer
 in the reward's own terms.
@@ -46,11 +46,10 @@ class Curriculum:
     requires = frozenset({GENERATE})
 
     def __init__(self, **options: Any) -> None:
+        from phijax.data.config import CurriculumProblemsConfig
+        from phijax.data.problems import curriculum_problems
         from phijax.plugins.registry import get_registry
-        from phijax.pts.config import CurriculumProblemsConfig
-        from phijax.pts.driver import curriculum_problems
 
-        options = {k: tuple(v) if k in ("kinds", "stop") and isinstance(v, list) else v for k, v in options.items()}
         self.options: CurriculumOptions = make_options(CurriculumOptions, options, NAME)
         _validate(self.options)
         o = self.options
@@ -66,7 +65,7 @@ class Curriculum:
 
     def prompt(self, problem: Record) -> str:
         """The question as the policy receives it (`chat`: the bare question, templated by the policy)."""
-        from phijax.pts.driver import TEXT_PROMPT
+        from phijax.data.problems import TEXT_PROMPT
 
         return problem["query"] if self.options.prompt_format == "chat" else TEXT_PROMPT.format(query=problem["query"])
 

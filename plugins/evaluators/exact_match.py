@@ -33,13 +33,15 @@ from typing import Any
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
     check_capabilities,
-    check_shots,
+    check_sampling,
     fewshot_examples,
+    fewshot_prompt,
     field,
+    fields_to_try,
     fill,
     item_id,
     make_options,
-    read_benchmark,
+    read_items,
     summarise,
 )
 
@@ -98,14 +100,8 @@ class ExactMatch:
             raise EvaluatorError(
                 f"evaluator `{NAME}`: samples ({o.samples}) and max_new_tokens ({o.max_new_tokens}) must be at least 1"
             )
-        if o.samples > 1 and o.temperature <= 0:
-            raise EvaluatorError(
-                f"evaluator `{NAME}`: samples: {o.samples} (maj@k) needs temperature > 0; "
-                "greedy samples are all the same"
-            )
-        self.problems = read_benchmark(o.file, NAME, self._parse, o.limit)
-        self.pool = read_benchmark(o.fewshot_file, NAME, self._parse) if o.fewshot_file else self.problems
-        check_shots(o.shots, len(self.pool), NAME, own_file=o.fewshot_file is None)
+        check_sampling(NAME, o.samples, o.temperature, " (maj@k)")
+        self.problems, self.pool = read_items(o, NAME, self._parse)
         self.prompt(self.problems[0])
 
     def items(self) -> Iterator[Record]:
@@ -122,7 +118,7 @@ class ExactMatch:
             self._fill("template", e) + self._fill("target_template", e)
             for e in fewshot_examples(self.pool, o.shots, problem)
         ]
-        return o.description + "".join(e + o.fewshot_separator for e in examples) + self._fill("template", problem)
+        return fewshot_prompt(examples, self._fill("template", problem), o.fewshot_separator, o.description)
 
     def __call__(self, policy: TextPolicy, *, seed: int = 0) -> EvaluationResult:
         """Generate `samples` completions of every prompt in one call, judge them, average."""
@@ -150,11 +146,9 @@ class ExactMatch:
 
     def _parse(self, record: Record, where: str) -> Problem:
         o = self.options
-        question = field(record, (o.question_field,) if o.question_field else QUESTION_FIELDS, where, NAME, "question")
+        question = field(record, fields_to_try(o.question_field, QUESTION_FIELDS), where, NAME, "question")
         solution = str(
-            field(
-                record, (o.solution_field,) if o.solution_field else SOLUTION_FIELDS, where, NAME, "solution or answer"
-            )
+            field(record, fields_to_try(o.solution_field, SOLUTION_FIELDS), where, NAME, "solution or answer")
         )
         if o.answer_field:
             answer = str(field(record, (o.answer_field,), where, NAME, "answer"))

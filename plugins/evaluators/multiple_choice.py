@@ -33,13 +33,14 @@ from typing import Any
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
     check_capabilities,
-    check_shots,
     fewshot_examples,
+    fewshot_prompt,
     field,
+    fields_to_try,
     fill,
     item_id,
     make_options,
-    read_benchmark,
+    read_items,
     summarise,
 )
 
@@ -88,10 +89,7 @@ class MultipleChoice:
 
     def __init__(self, **options: Any) -> None:
         self.options: MultipleChoiceOptions = make_options(MultipleChoiceOptions, options, NAME)
-        o = self.options
-        self.questions = read_benchmark(o.file, NAME, self._parse, o.limit)
-        self.pool = read_benchmark(o.fewshot_file, NAME, self._parse) if o.fewshot_file else self.questions
-        check_shots(o.shots, len(self.pool), NAME, own_file=o.fewshot_file is None)
+        self.questions, self.pool = read_items(self.options, NAME, self._parse)
         self.context(self.questions[0])  # a bad template fails now, not after loading a model
 
     def items(self) -> Iterator[Record]:
@@ -106,7 +104,7 @@ class MultipleChoice:
         """The prompt that every choice of `item` continues: description, examples, the question."""
         o = self.options
         examples = [self.query(e) + self.continuation(e, e.gold) for e in fewshot_examples(self.pool, o.shots, item)]
-        return o.description + "".join(e + o.fewshot_separator for e in examples) + self.query(item)
+        return fewshot_prompt(examples, self.query(item), o.fewshot_separator, o.description)
 
     def query(self, item: ChoiceItem) -> str:
         """`template` filled for `item`."""
@@ -134,11 +132,11 @@ class MultipleChoice:
 
     def _parse(self, record: Record, where: str) -> ChoiceItem:
         o = self.options
-        question = field(record, _names(o.question_field, QUESTION_FIELDS), where, NAME, "question")
+        question = field(record, fields_to_try(o.question_field, QUESTION_FIELDS), where, NAME, "question")
         choices, labels = _choices(
-            field(record, _names(o.choices_field, CHOICES_FIELDS), where, NAME, "choices"), where
+            field(record, fields_to_try(o.choices_field, CHOICES_FIELDS), where, NAME, "choices"), where
         )
-        answer = field(record, _names(o.answer_field, ANSWER_FIELDS), where, NAME, "answer")
+        answer = field(record, fields_to_try(o.answer_field, ANSWER_FIELDS), where, NAME, "answer")
         return ChoiceItem(
             item_id(record, where), str(question), choices, labels, gold_index(answer, labels, where), record, where
         )
@@ -201,10 +199,6 @@ def _choices(value: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if len(labels) != len(choices):
         raise EvaluatorError(f"{where}: {len(labels)} labels for {len(choices)} choices; give one label per choice")
     return choices, tuple(str(label) for label in labels)
-
-
-def _names(chosen: str | None, defaults: tuple[str, ...]) -> tuple[str, ...]:
-    return (chosen,) if chosen else defaults
 
 
 def _argmax(values: Sequence[float]) -> int:

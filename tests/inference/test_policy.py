@@ -13,10 +13,10 @@ from phijax.cli import main
 from phijax.config import load_job
 from phijax.data import load_tokenizer
 from phijax.errors import PhijaxError
-from phijax.inference.api import sample_continuations
+from phijax.inference.api import generate, sample_continuations
 from phijax.inference.config import PolicySpec
 from phijax.inference.policy import LocalPolicy, cut_at_stop, load_policy
-from phijax.inference.sampling import Sampling
+from phijax.inference.sampling import Greedy, Sampling
 from phijax.model.checkpoint import save_model_dir
 from phijax.model.hf import save_hf
 from phijax.parallel.config import MeshConfig
@@ -196,3 +196,14 @@ def test_cli_generate_bad_sampling_is_one_line_and_exit_2(run_dir, capsys):
     assert main(["generate", "--checkpoint", str(run_dir), "--prompt", "hi", "--top-p", "2"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "top_p" in err
+
+
+def test_tokens_used_counts_prompt_and_generated_tokens(policy, model):
+    """The synth summary's `tokens` for a local backend: a prefix once, each sample's tokens."""
+    fresh = LocalPolicy(model, policy.tokenizer)
+    rows = fresh.complete(PROMPTS[1], num_samples=5, max_new_tokens=8, temperature=1.0, seed=3, stop_tokens=())
+    assert [len(r) for r in rows] == [8] * 5 and fresh.tokens_used == len(PROMPTS[1]) + 40
+    before, ids = fresh.tokens_used, fresh.encode("Count")
+    fresh.generate(["Count"], max_new_tokens=6, chat=False)
+    made = generate(model, [ids], max_new_tokens=6, sampling=Greedy(), stop_tokens=fresh.stop_tokens)
+    assert fresh.tokens_used - before == len(ids) + len(made.rows(strip=fresh.stop_tokens)[0])

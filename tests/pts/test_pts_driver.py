@@ -19,8 +19,7 @@ from phijax.errors import ConfigError, PhijaxError
 from phijax.plugins import hookimpl
 from phijax.plugins.protocols import TokenPolicy
 from phijax.pts.config import PTSJob
-from phijax.pts.driver import curriculum_problems, prompt_encoder, run_pts, run_stop_tokens, summary_path
-from phijax.verify import ProblemError
+from phijax.pts.driver import prompt_encoder, run_pts, run_stop_tokens, summary_path
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = tokenizer_for(str(REPO / "configs" / "tiny" / "tokenizer.json"))
@@ -171,18 +170,6 @@ def test_estimator_is_the_configured_plugin(tmp_path, phijax_registry):
     assert summary["pairs"] == 0 and summary["rollouts"] == 0
 
 
-def test_curriculum_problems_respect_kinds_and_digits():
-    cfg = load_job(
-        PTSJob, [], ["curriculum.count=20", "curriculum.max_digits=2", "curriculum.kinds=[addition]"]
-    ).curriculum
-    problems = curriculum_problems(cfg)
-    assert len(problems) == 20 and {p["kind"] for p in problems} == {"addition"}
-    for p in problems:
-        a, b = (int(x) for x in p["query"][len("Compute ") : -1].split(" + "))
-        assert a < 100 and b < 100 and p["answer"] == str(a + b)
-    assert problems == curriculum_problems(cfg)  # the same problems every run
-
-
 def test_text_prompt_is_the_curriculum_document_form():
     ids = prompt_encoder(TokenizerPolicy(), "text")({"query": "Compute 1 + 2."})
     assert ids[0] == TOKENIZER.eod_id and TOKENIZER.decode(ids[1:]) == "Exercise. Compute 1 + 2.\n\nSolution."
@@ -207,24 +194,18 @@ def test_bad_settings_are_one_line_errors(tmp_path, phijax_registry, overrides, 
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "line, words",
-    [
-        ("not json", "problems.jsonl:2: not valid JSON"),
-        ('{"answer": "1"}', "problems.jsonl:2: a problem needs a non-empty `query`"),
-        ('{"query": "Compute 1 + 1."}', "problems.jsonl:2: problem has neither `answer` nor `tests`"),
-    ],
-)
-def test_bad_problem_lines_name_file_and_line(tmp_path, line, words):
+def test_a_bad_problem_line_stops_the_run_before_the_policy_is_used(tmp_path):
     (tmp_path / "bad").mkdir()
-    path = tmp_path / "bad" / "problems.jsonl"
-    path.write_text(json.dumps(PROBLEMS[0]) + "\n" + line + "\n")
-    with pytest.raises(ProblemError, match=words):
+    path = tmp_path / "bad" / "problems.jsonl"  # every message: tests/data/test_problems.py
+    path.write_text(json.dumps(PROBLEMS[0]) + "\nnot json\n")
+    with pytest.raises(PhijaxError, match="problems.jsonl:2: not valid JSON") as caught:
         run_pts(pts_config(tmp_path, problems=str(path)), policy=object(), log=lambda line: None)
+    assert "\n" not in str(caught.value)
 
 
 def test_cli_without_checkpoint_exits_2_with_one_line(capsys):
-    assert main(["pts", "curriculum.count=1"]) == 2
+    config = str(REPO / "configs" / "tiny" / "pts.yaml")
+    assert main(["pts", "--config", config, "policy.checkpoint=null", "curriculum.count=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "policy.checkpoint is not set" in err
 

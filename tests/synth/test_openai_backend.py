@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from phijax_plugins.backends_openai import make_openai_policy
@@ -79,6 +80,16 @@ def test_concurrency_bounds_requests_in_flight(server):
     server.latency_s = 0.05
     policy = _policy(server, concurrency=3)
     assert len(policy.generate([f"p{i}" for i in range(12)], max_new_tokens=4)) == 12
+    assert server.max_in_flight == 3
+
+
+def test_concurrency_bounds_one_prompt_calls_from_many_threads(server):
+    """The stage runner's calls (one prompt each, from its own threads) skip the pool: still bounded."""
+    server.latency_s = 0.05
+    policy = _policy(server, concurrency=3)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda i: policy.generate([f"p{i}"], max_new_tokens=4), range(16)))
+    assert len(got) == 16
     assert server.max_in_flight == 3
 
 

@@ -221,6 +221,7 @@ def test_bench_train_refuses_a_batch_the_mesh_cannot_split(tmp_path):
     assert "--batch 3 must be a multiple of 8" in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_HF, reason="needs torch and transformers")
 def test_hf_timed_in_its_own_process_is_the_reference_of_a_later_phijax_run(tmp_path):
     shape = ["--preset", "tiny", "--batch", "8", "--seq-len", "32", "--warmup", "1", "--steps", "2"]

@@ -3,6 +3,8 @@
 import socket
 import subprocess
 
+import pytest
+
 from phijax.train.config import load_train_job
 from phijax.train.trainer import train
 
@@ -17,6 +19,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes = one: also tests/parallel/test_multislice.py and test_resume_host_count.py
 def test_two_processes_match_the_single_process_losses(tmp_path, child_env):
     single = train(load_train_job([TINY], overrides(tmp_path / "single", 4, **MESH))).losses
     run_dir = tmp_path / "multi"

@@ -1,6 +1,7 @@
-"""Issue 13: faults an operator meets — divergence, two runs on one dir, signals at a checkpoint step,
-a full or read-only disk, data sources changed on resume, an extended schedule, config history,
-damaged inputs, repeated bad-record warnings, and values refused at load time."""
+"""Issue 13: faults an operator meets — divergence, two runs on one dir, signals at a checkpoint step or
+during a save, a full or read-only disk, a finished run in a read-only directory, data sources changed on
+resume, an extended schedule, config history, damaged inputs, repeated bad-record warnings, and values
+refused at load time."""
 
 import json
 import math
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from phijax.train.config import load_train_job
 from phijax.train.hooks import Hook
 from phijax.train.trainer import TrainingDiverged, train
 
-from .conftest import TINY, overrides, train_command
+from .conftest import REPO, TINY, overrides, train_command
 
 
 def run(run_dir, steps=4, hooks=(), **extra):
@@ -140,6 +142,42 @@ def test_a_checkpoints_dir_with_only_an_unfinished_save_is_named(tmp_path, caplo
     result = run(tmp_path / "run", 2)
     assert result.resumed_from is None
     assert "only unfinished save(s) (4.orbax-checkpoint-tmp)" in caplog.text and "starting from step 0" in caplog.text
+    assert "removed 1 unfinished save(s)" in caplog.text and saved_steps(tmp_path / "run") == [2]
+    assert not (tmp_path / "run" / "checkpoints" / "4.orbax-checkpoint-tmp").exists()
+
+
+def ctrl_c_while_saving(monkeypatch, presses: int) -> list[str]:
+    """Press Ctrl-C `presses` times (1 s apart) while the first asynchronous save is being committed; the
+    commit (orbax renaming the step's temporary directory) waits until then, so every press lands in a
+    save in progress. Returns the temporary directory's name once it was pressed."""
+    from orbax.checkpoint._src.checkpointers import async_checkpointer
+
+    commit, pressed = async_checkpointer._on_commit_callback, []
+
+    def slow_commit(tmpdir, *args, **kwargs):
+        if not pressed:
+            pressed.append(tmpdir.get().name)
+            for _ in range(presses):  # to the main thread, as a terminal does: its waits are interrupted
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                time.sleep(1.0)
+        commit(tmpdir, *args, **kwargs)
+
+    monkeypatch.setattr(async_checkpointer, "_on_commit_callback", slow_commit)
+    return pressed
+
+
+@pytest.mark.parametrize("presses", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_ctrl_c_during_a_save_lets_it_finish_exits_130_and_the_next_start_resumes_there(
+    tmp_path, monkeypatch, capsys, caplog, presses
+):
+    run_dir = tmp_path / "run"
+    pressed = ctrl_c_while_saving(monkeypatch, presses)
+    assert main(["train", "--config", str(TINY), *overrides(run_dir, 2)]) == 130
+    err = capsys.readouterr().err
+    assert pressed == ["2.orbax-checkpoint-tmp"] and "SIGINT: saving at the end of this step" in err
+    assert ("phijax: interrupted" in err) == (presses == 2)  # the second press aborts at once
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["2"]  # complete, no temporary dir left
+    assert run(run_dir, 2).resumed_from == 2 and f"resumed from step 2 of {run_dir / 'checkpoints'}" in caplog.text
 
 
 # ------------------------------------------------------------------------------- 4. a full disk
@@ -178,6 +216,60 @@ def test_a_read_only_run_dir_is_one_line(tmp_path, capsys):
         assert err.count("\n") == 0 and "cannot write" in err and "Read-only file system" in err
     finally:
         subprocess.run(["umount", "-l", str(where)])
+
+
+# ------------------------------------------------------ 4b. a finished run in a read-only directory
+@pytest.fixture(scope="module")
+def read_only_finished(finished, tmp_path_factory):
+    """`finished` seen through a read-only bind mount (tests run as root, which ignores permission bits
+    but not a read-only mount): every command that only inspects the run must work on it."""
+    view = tmp_path_factory.mktemp("read_only") / "run"
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", str(finished), str(view)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount a directory here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode:
+            pytest.skip("cannot make a bind mount read-only here")
+        with pytest.raises(OSError, match="Read-only file system"):
+            (view / "probe").touch()
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)])
+
+
+def test_generate_samples_a_finished_run_in_a_read_only_dir(read_only_finished, capsys):
+    args = ["--checkpoint", str(read_only_finished), "--prompt", "1 + 1 =", "--max-new-tokens", "2"]
+    assert main(["generate", *args, "--temperature", "0"]) == 0
+    assert f"loaded {read_only_finished / 'checkpoints' / '4'}" in capsys.readouterr().err
+
+
+def test_convert_to_hf_exports_a_finished_run_in_a_read_only_dir(read_only_finished, tmp_path):
+    assert main(["convert", "to-hf", str(read_only_finished), str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "model.safetensors").is_file() and (tmp_path / "hf" / "tokenizer.json").is_file()
+
+
+def test_eval_scores_a_finished_run_in_a_read_only_dir(read_only_finished, tmp_path):
+    benchmark = REPO / "configs" / "tiny" / "benchmarks" / "arithmetic_mc.jsonl"
+    args = [
+        f"policy.checkpoint={read_only_finished}",
+        f"output_dir={tmp_path / 'eval'}",
+        f"evaluators=[{{name: multiple_choice, file: {benchmark}, shots: 0, limit: 2}}]",
+    ]
+    assert main(["eval", "--config", str(REPO / "configs" / "tiny" / "eval.yaml"), *args]) == 0
+    assert (tmp_path / "eval" / "results.json").is_file()
+
+
+def test_plot_draws_a_finished_run_in_a_read_only_dir(read_only_finished, tmp_path):
+    assert main(["plot", str(read_only_finished), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_training_a_finished_read_only_run_says_it_is_complete_and_more_steps_is_one_line(read_only_finished, capsys):
+    assert main(["train", "--config", str(TINY), *overrides(read_only_finished, 4)]) == 0
+    assert "run already complete at step 4" in capsys.readouterr().err
+    assert main(["train", "--config", str(TINY), *overrides(read_only_finished, 6)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"cannot write {read_only_finished / '.lock'}: Read-only file system" in err
 
 
 # ----------------------------------------------------------------- 5. data sources changed on resume

@@ -7,7 +7,7 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `phijax data decontam` (phijax/cli.py registers the subcommand)."""
+    """Arguments of `phijax data decontam` (phijax/cli/data.py registers the subcommand)."""
     parser.add_argument(
         "--config",
         action="append",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from phijax.config.loader import relative_note
 from phijax.data.decontam.benchmarks import BenchmarkItem, read_items
 from phijax.data.decontam.config import DecontamConfig, DecontamError
 from phijax.data.decontam.ngrams import hash_documents, ngram_hashes
@@ -269,7 +270,9 @@ def _reference_texts(config: DecontamConfig) -> Iterator[str]:
 def _allow_file_lines(path: str) -> list[str]:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise DecontamError(f"decontaminate.allow_file {path!r} does not exist; fix the path or remove the key")
+        raise DecontamError(
+            f"decontaminate.allow_file {path!r} does not exist{relative_note(path)}; fix the path or remove the key"
+        )
     return [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

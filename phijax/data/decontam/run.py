@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from phijax.config.loader import relative_note
 from phijax.data.decontam.check import Decontaminator, Verdict
 from phijax.data.decontam.config import DecontamConfig, DecontamError, decontam_config
 from phijax.data.decontam.index import BATCH_CHARS, record_text
@@ -386,7 +387,9 @@ def _settings_and_inputs(args: argparse.Namespace) -> tuple[DecontamConfig, list
 
         path = Path(args.settings)
         if not path.is_file():
-            raise DecontamError(f"--settings {args.settings!r} does not exist; fix the path")
+            raise DecontamError(
+                f"--settings {args.settings!r} does not exist{relative_note(args.settings)}; fix the path"
+            )
         config = decontam_config(yaml.safe_load(path.read_text()) or {})
     if args.benchmark:
         config = replace(config, benchmarks=config.benchmarks + tuple(map(parse_benchmark_arg, args.benchmark)))
@@ -409,7 +412,10 @@ def eval_config_benchmarks(files: Sequence[str]) -> tuple[Any, ...]:
 
     for path in files:
         if not Path(path).is_file():
-            raise DecontamError(f"--eval-config {path!r} does not exist; fix the path (e.g. configs/tiny/eval.yaml)")
+            raise DecontamError(
+                f"--eval-config {path!r} does not exist{relative_note(path)}; fix the path"
+                " (e.g. configs/tiny/eval.yaml)"
+            )
     job = load_job(EvalJob, files)
     return tuple(BenchmarkSpec(spec.key, evaluator=spec.name, options=dict(spec.options)) for spec in job.evaluators)
 

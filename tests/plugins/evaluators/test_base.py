@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import statistics
 
 import pytest
-from phijax_plugins.evaluators.base import MissingCapability, mean_stderr
+from phijax_plugins.evaluators.base import (
+    EvaluatorError,
+    MissingCapability,
+    check_sampling,
+    fewshot_prompt,
+    fields_to_try,
+    make_options,
+    mean_stderr,
+    read_items,
+)
 
 from phijax.data.records import DataError, read_jsonl
 from phijax.errors import PhijaxError
@@ -69,6 +79,58 @@ def test_unknown_and_missing_options_are_one_line_errors(fixtures):
         registry.create("evaluators", "multiple_choice", file=str(fixtures / "mmlu.jsonl"), shot=5)
     with pytest.raises(PhijaxError, match="needs the option `file`"):
         registry.create("evaluators", "exact_match")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    file: str
+    shots: int = 0
+    fewshot_file: str | None = None
+    limit: int | None = None
+    stop: tuple[str, ...] = ()
+    k: tuple[int, ...] | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+def test_lists_given_for_tuple_options_become_tuples_and_other_values_stay():
+    options = make_options(Options, {"file": "f", "stop": ["a", "b"], "k": [1, 2], "tags": ["x"]}, "demo")
+    assert (options.stop, options.k, options.tags) == (("a", "b"), (1, 2), ["x"])
+    assert make_options(Options, {"file": "f", "k": None}, "demo").k is None
+
+
+def numbered(record, where):
+    return record["n"]
+
+
+def test_items_are_the_first_limit_and_the_pool_is_the_fewshot_file_or_the_items(tmp_path):
+    (tmp_path / "items.jsonl").write_text("".join(f'{{"n": {n}}}\n' for n in range(5)))
+    (tmp_path / "shots.jsonl").write_text('{"n": 10}\n{"n": 11}\n')
+    items, pool = read_items(Options(str(tmp_path / "items.jsonl"), shots=2, limit=3), "demo", numbered)
+    assert items == [0, 1, 2] and pool is items
+    options = Options(str(tmp_path / "items.jsonl"), shots=2, fewshot_file=str(tmp_path / "shots.jsonl"))
+    assert read_items(options, "demo", numbered) == ([0, 1, 2, 3, 4], [10, 11])
+    with pytest.raises(EvaluatorError, match=r"shots \(3\) must be between 0 and the 2 examples fewshot_file holds"):
+        read_items(Options(options.file, shots=3, fewshot_file=options.fewshot_file), "demo", numbered)
+
+
+def test_fewshot_prompt_is_description_then_each_example_and_separator_then_the_query():
+    assert fewshot_prompt(["Q1 A1", "Q2 A2"], "Q3", "\n\n", "Maths.\n") == "Maths.\nQ1 A1\n\nQ2 A2\n\nQ3"
+    assert fewshot_prompt([], "Q3", "\n\n") == "Q3"
+
+
+def test_an_option_naming_a_field_replaces_the_detected_names():
+    assert fields_to_try("stem", ("question", "query")) == ("stem",)
+    assert fields_to_try(None, ("question", "query")) == ("question", "query")
+
+
+def test_several_greedy_samples_are_refused_in_one_line():
+    check_sampling("demo", 4, 0.7)
+    check_sampling("demo", 1, 0.0)
+    with pytest.raises(EvaluatorError) as err:
+        check_sampling("demo", 4, 0.0, " (maj@k)")
+    assert str(err.value) == (
+        "evaluator `demo`: samples: 4 (maj@k) needs temperature > 0 (e.g. 0.8); greedy samples are all the same"
+    )
 
 
 # ------------------------------------------------------------------------------------- JSONL files

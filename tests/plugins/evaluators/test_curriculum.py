@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from phijax.data.config import CurriculumProblemsConfig
+from phijax.data.problems import curriculum_problems
 from phijax.errors import PhijaxError
 from phijax.plugins import hookimpl
 from phijax.plugins.registry import get_registry
-from phijax.pts.config import CurriculumProblemsConfig
-from phijax.pts.driver import curriculum_problems
 
 
 def test_problems_are_the_pts_draw_and_responses_are_judged_by_math_answer(fake_policy):

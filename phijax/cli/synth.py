@@ -1,0 +1,28 @@
+"""`phijax synth`: the stages of `synth.stages` (phijax.synth.run); a summary line per stage."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from phijax.cli.arguments import add_config_args, need_config
+
+
+def add_parsers(sub: Any) -> None:
+    """Register `synth`."""
+    p = sub.add_parser("synth", help="make synthetic data: generator stages over a backend (cached, resumable)")
+    add_config_args(p)
+    p.set_defaults(func=_cmd_synth)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    """Load the `SynthJob`, then run its stages (cached, resumable)."""
+    need_config(args, "synth", "configs/tiny/synth.yaml")
+    from phijax.config.loader import load_job
+    from phijax.synth.config import SynthJob
+
+    job = load_job(SynthJob, args.config, args.overrides)
+    from phijax.synth.run import run_synth
+
+    run_synth(job)
+    return 0
