@@ -6,6 +6,7 @@
     api            `generate`, `sample_continuations` -> `Generation` (token ids in, token ids out)
     loglikelihood  requests packed into rows (segment ids) and scored many per forward pass
     policy         `LocalPolicy` (the protocols' `TokenPolicy`) and `load_policy` (sharded load)
+    replies        `sample_replies`: a policy's replies to a `GenerateJob` (`phijax generate`)
     config         `PolicySpec` (the `policy:` section of a command's config) and `GenerateJob` (`phijax generate`)
 
 Names below are imported lazily: `import phijax.inference` does not import jax.
@@ -33,6 +34,7 @@ _LAZY = {
     "load_policy": "policy",
     "PolicySpec": "config",
     "GenerateJob": "config",
+    "sample_replies": "replies",
 }
 
 __all__ = sorted(_LAZY)

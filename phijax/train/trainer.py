@@ -288,7 +288,7 @@ def console_logging() -> None:
     Importing orbax installs a console handler on the root logger (`logging.basicConfig`), which
     would print every message a second time ("INFO:phijax.train:..."): such handlers get a filter that
     drops phijax's records. The `phijax` logger still propagates, so other root handlers (pytest's
-    capture, an application's log file) see every message. Orbax's own reports of a failed save are
+    capture, an application's log file) see every message. Orbax's and asyncio's reports of a failed save are
     dropped: the trainer reports that failure in one line.
     """
     logger = logging.getLogger("phijax")
@@ -301,9 +301,10 @@ def console_logging() -> None:
         handler.setFormatter(logging.Formatter("phijax: %(message)s"))
         handler.phijax_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    absl = logging.getLogger("absl")
-    if not any(isinstance(f, _SaveFailureFilter) for f in absl.filters):
-        absl.addFilter(_SaveFailureFilter())
+    for name in ("absl", "asyncio"):  # asyncio: "Task exception was never retrieved" of the failed writes
+        reporter = logging.getLogger(name)
+        if not any(isinstance(f, _SaveFailureFilter) for f in reporter.filters):
+            reporter.addFilter(_SaveFailureFilter())
 
 
 class _NotPhijax(logging.Filter):

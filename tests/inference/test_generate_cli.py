@@ -7,10 +7,11 @@ import pytest
 from flax import nnx
 
 from phijax.cli import build_parser, main
-from phijax.cli.generate import flag_overrides, sample_replies
+from phijax.cli.generate import flag_overrides
 from phijax.config import load_job
 from phijax.errors import PhijaxError
 from phijax.inference.config import GenerateJob
+from phijax.inference.replies import sample_replies
 from phijax.model.checkpoint import save_model_dir
 from phijax.synth.testing import FakePolicy
 
