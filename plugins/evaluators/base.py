@@ -156,6 +156,18 @@ def summarise(per_item: Mapping[str, Sequence[float]]) -> tuple[dict[str, float]
     return metrics, {name: e for name, e in errors.items() if e is not None}
 
 
+@dataclasses.dataclass(frozen=True)
+class ItemFileOptions:
+    """Options every evaluator over a JSONL item file shares (`read_items`): the file, the few-shot pool
+    and its layout. Each evaluator's options dataclass extends it."""
+
+    file: str
+    shots: int = 0
+    fewshot_file: str | None = None
+    limit: int | None = None
+    fewshot_separator: str = "\n\n"
+
+
 def make_options(cls: type, options: Mapping[str, Any], evaluator: str) -> Any:
     """`cls(**options)` (a frozen options dataclass) with one-line errors for unknown or missing options.
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
+    ItemFileOptions,
     check_capabilities,
     check_sampling,
     fewshot_examples,
@@ -59,14 +60,10 @@ CHAT_TEMPLATES = {
 
 
 @dataclass(frozen=True)
-class CodeOptions:
+class CodeOptions(ItemFileOptions):
     """The evaluator's options (its config entry); `k`: the pass@k reported, each at most `samples`."""
 
-    file: str
     format: str = "auto"
-    shots: int = 0
-    fewshot_file: str | None = None
-    limit: int | None = None
     samples: int = 1
     k: tuple[int, ...] = (1,)
     temperature: float = 0.0
@@ -75,7 +72,6 @@ class CodeOptions:
     chat: bool = False
     template: str | None = None
     target_template: str | None = None
-    fewshot_separator: str = "\n\n"
     stop: tuple[str, ...] | None = None
     timeout_s: float = 10.0
     cpu_s: int = 5

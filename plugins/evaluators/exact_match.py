@@ -32,6 +32,7 @@ from typing import Any
 
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
+    ItemFileOptions,
     check_capabilities,
     check_sampling,
     fewshot_examples,
@@ -54,16 +55,11 @@ SOLUTION_FIELDS = ("solution", "answer")
 
 
 @dataclass(frozen=True)
-class ExactMatchOptions:
+class ExactMatchOptions(ItemFileOptions):
     """The evaluator's options (its config entry); see the module docstring for the prompt layout."""
 
-    file: str
-    shots: int = 0
-    fewshot_file: str | None = None
-    limit: int | None = None
     template: str = "Question: {question}\nAnswer:"
     target_template: str = " {solution}"
-    fewshot_separator: str = "\n\n"
     description: str = ""
     stop: tuple[str, ...] = ("Question:", "</s>", "<|im_end|>")
     chat: bool = False

@@ -32,6 +32,7 @@ from typing import Any
 
 from phijax_plugins.evaluators.base import (
     EvaluatorError,
+    ItemFileOptions,
     check_capabilities,
     fewshot_examples,
     fewshot_prompt,
@@ -53,16 +54,11 @@ ANSWER_FIELDS = ("answer", "answerKey", "label", "gold")
 
 
 @dataclass(frozen=True)
-class MultipleChoiceOptions:
+class MultipleChoiceOptions(ItemFileOptions):
     """The evaluator's options (its config entry); see the module docstring for the prompt layout."""
 
-    file: str
-    shots: int = 0
-    fewshot_file: str | None = None
-    limit: int | None = None
     template: str = "{question}\nAnswer:"
     choice_template: str = " {choice}"
-    fewshot_separator: str = "\n\n"
     description: str = ""
     question_field: str | None = None
     choices_field: str | None = None
