@@ -48,6 +48,32 @@ def test_a_config_command_without_config_says_so_in_one_line_with_an_example(com
     assert (REPO / example).is_file()
 
 
+@pytest.mark.parametrize(
+    "command, root, config",
+    [
+        (["train"], "train", "pretrain.yaml"),
+        (["dpo"], "train", "dpo.yaml"),
+        (["pts"], "pts", "pts.yaml"),
+        (["eval"], "eval", "eval.yaml"),
+        (["synth"], "synth", "synth.yaml"),
+        (["recipe"], "recipe", "recipe.yaml"),
+        (["data", "stats"], "train", "pretrain.yaml"),
+        (["generate"], "generate", "generate.yaml"),
+    ],
+)
+def test_the_help_example_overrides_are_keys_of_that_command(command, root, config, capsys):
+    """Each command's `--help` shows override examples; they must load against its own config root."""
+    from phijax.config.jobs import job_root
+    from phijax.config.loader import load_job
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    example = help_text.split("dotted overrides, e.g. ")[1].split(" options:")[0].split()
+    assert example, help_text
+    load_job(job_root(root), [str(REPO / "configs" / "tiny" / config)], example)
+
+
 def test_python_m_phijax_cli_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "phijax.cli", "pts"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and done.stderr.strip().endswith("e.g. --config configs/tiny/pts.yaml")

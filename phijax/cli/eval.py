@@ -11,7 +11,7 @@ from phijax.cli.arguments import add_config_args, need_config
 def add_parsers(sub: Any) -> None:
     """Register `eval`."""
     p = sub.add_parser("eval", help="score policies with evaluators; print a table, write results.json")
-    add_config_args(p)
+    add_config_args(p, example="limit=50 output_dir=runs/eval-quick")
     p.add_argument("--log-samples", action="store_true", help="also write samples_<evaluator>.jsonl")
     p.set_defaults(func=_cmd_eval)
 

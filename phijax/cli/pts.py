@@ -11,7 +11,7 @@ from phijax.cli.arguments import add_config_args, need_config
 def add_parsers(sub: Any) -> None:
     """Register `pts`."""
     p = sub.add_parser("pts", help="find pivotal tokens in sampled solutions; write single-token DPO pairs")
-    add_config_args(p)
+    add_config_args(p, example="rollouts=16 curriculum.count=20")
     p.set_defaults(func=_cmd_pts)
 
 

@@ -11,7 +11,7 @@ from phijax.cli.arguments import add_config_args, need_config
 def add_parsers(sub: Any) -> None:
     """Register `recipe` and `plot`."""
     p = sub.add_parser("recipe", help="run a whole recipe: stages wired by run dir, resumable, with a summary")
-    add_config_args(p)
+    add_config_args(p, example="root=runs/my-recipe plot=false")
     p.add_argument(
         "--redo",
         action="append",

@@ -11,7 +11,7 @@ from phijax.cli.arguments import add_config_args, need_config
 def add_parsers(sub: Any) -> None:
     """Register `synth`."""
     p = sub.add_parser("synth", help="make synthetic data: generator stages over a backend (cached, resumable)")
-    add_config_args(p)
+    add_config_args(p, example="synth.concurrency=8 synth.max_failures=5")
     p.set_defaults(func=_cmd_synth)
 
 

@@ -11,7 +11,8 @@ the `TokenPolicy` protocol and never changed: the run's stop tokens are passed t
 The pairs file is written as `<output>.partial` and renamed when the run completes, so a file named
 `output` is always a whole run. Progress (queries done, pairs written, counts) is saved after every
 query in `<output>.progress.json`: SIGTERM stops the run after the query in hand, and the same command
-resumes it (`Progress`). An output directory that cannot be written stops the run before the policy is
+resumes it (`Progress`); once it is finished, the same command says so and does nothing
+(`finished_run`). An output directory that cannot be written stops the run before the policy is
 loaded (`check_writable`), leaving what is there as it was.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from phijax.data.config import CurriculumProblemsConfig
-from phijax.data.problems import TEXT_PROMPT, curriculum_problems, read_problems
+from phijax.data.problems import TEXT_PROMPT, curriculum_issue, curriculum_problems, read_problems
 from phijax.errors import ConfigError, PhijaxError
 from phijax.plugins.protocols import TOKENS, TokenPolicy
 from phijax.pts import SuccessEstimate
@@ -57,17 +58,9 @@ def validate(pts: PTSJob, *, need_checkpoint: bool = True) -> None:
 
 
 def _validate_curriculum(cur: CurriculumProblemsConfig, verifier: str) -> None:
-    from phijax.data.curriculum import KINDS
-
-    if cur.count < 1:
-        raise ConfigError(f"curriculum.count ({cur.count}) must be at least 1")
-    unknown = sorted(set(cur.kinds) - set(KINDS)) or ([] if cur.kinds else ["(none)"])
-    if unknown:
-        raise ConfigError(f"curriculum.kinds: unknown kind {unknown[0]}; choose from {', '.join(KINDS)}")
-    if cur.max_digits is not None and cur.max_digits < 2:
-        raise ConfigError(
-            f"curriculum.max_digits ({cur.max_digits}) must be at least 2 (the curriculum's smallest problems)"
-        )
+    issue = curriculum_issue(cur.count, cur.kinds, cur.max_digits, prefix="curriculum.")
+    if issue:
+        raise ConfigError(issue)
     if "division" in cur.kinds and verifier == "math_answer":
         raise ConfigError(
             "curriculum.kinds holds division, whose answer `Q remainder R` math_answer cannot "
@@ -80,8 +73,15 @@ def load_problems(pts: PTSJob) -> list[dict[str, Any]]:
     """The run's problems (`phijax.data.problems`): the `problems` JSONL, or `curriculum` problems when
     it is null."""
     if pts.problems is not None:
-        return read_problems(pts.problems)
+        return read_problems(pts.problems, _checked_fields(pts.verifier_options))
     return curriculum_problems(pts.curriculum)
+
+
+def _checked_fields(verifier_options: dict[str, Any]) -> tuple[str, ...]:
+    """The problem fields the verifier reads: those its `*_field` options name (e.g. `answer_field:
+    solution`), else `answer` or `tests` (the built-in verifiers' defaults)."""
+    named = tuple(v for k, v in sorted(verifier_options.items()) if k.endswith("_field") and isinstance(v, str))
+    return named or ("answer", "tests")
 
 
 def prompt_encoder(policy: TokenPolicy, prompt_format: str) -> Callable[[dict[str, Any]], list[int]]:
@@ -168,6 +168,13 @@ def run_pts(job: PTSJob, policy: TokenPolicy | None = None, log: Callable[[str],
     from phijax.plugins.registry import get_registry
 
     validate(job, need_checkpoint=policy is None)
+    finished = finished_run(job)
+    if finished is not None:
+        log(
+            f"PTS already complete: {job.output} holds {finished['pairs']} pairs from these settings "
+            f"(counts in {summary_path(job.output)}); nothing to do"
+        )
+        return finished
     problems = load_problems(job)
     check_writable(Path(job.output).parent)  # before the policy is loaded: a read-only dir costs nothing
     registry = get_registry()
@@ -222,6 +229,29 @@ def run_pts(job: PTSJob, policy: TokenPolicy | None = None, log: Callable[[str],
     progress.path.unlink(missing_ok=True)
     log(format_summary(summary))
     return summary
+
+
+def finished_run(job: PTSJob) -> dict[str, Any] | None:
+    """The summary of a finished run at `job.output` with the same settings and checkpoint (run it again:
+    nothing to do), None where there is none; PhijaxError where one with other settings is there, which
+    a new run would overwrite."""
+    output, summary = Path(job.output), summary_path(job.output)
+    if not (output.is_file() and summary.is_file()) or partial_path(output).exists():
+        return None
+    try:
+        saved = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return None  # an unreadable summary: the run is redone and both files are written anew
+    wanted = json.loads(json.dumps({**_settings(job), "checkpoint": job.policy.checkpoint}))
+    have = {**saved.get("settings", {}), "checkpoint": saved.get("checkpoint")}
+    # a key an older summary lacks is not compared
+    changed = [f"{k}: {have[k]!r} -> {v!r}" for k, v in wanted.items() if k in have and have[k] != v]
+    if not changed:
+        return saved
+    raise PhijaxError(
+        f"{output} holds a finished PTS run with other settings ({'; '.join(changed[:3])}); choose another "
+        f"output, or delete {output} and {summary} to search again"
+    )
 
 
 def run_summary(
@@ -417,8 +447,12 @@ def _settings(pts: PTSJob) -> dict[str, Any]:
         "temperature",
         "seed",
         "problems",
+        "estimator_options",
+        "verifier_options",
     )
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(pts, k)) for k in keys)}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(pts, k)) for k in keys)}
+    settings["curriculum"] = None if pts.problems else json.loads(json.dumps(dataclasses.asdict(pts.curriculum)))
+    return settings
 
 
 def format_summary(summary: dict[str, Any]) -> str:

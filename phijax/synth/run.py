@@ -18,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,7 @@ def _run_seeds(
                     pending.append((fut, sid))
                 if not pending:
                     break
-                wait([fut for fut, _ in pending], return_when=FIRST_COMPLETED)
+                wait([pending[0][0]])  # results are taken in seed order: waiting on any other would spin
                 while pending and pending[0][0].done():
                     fut, sid = pending.popleft()
                     _collect(fut, sid, writer, summary)

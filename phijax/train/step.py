@@ -78,8 +78,6 @@ def make_step(
         grads, loss_sum, weight, sums = accumulated(params, batch, extra)
         total = jnp.maximum(weight, 1.0)
         grads = jax.tree.map(lambda g: g / total, grads)
-        updates, opt_state = tx.update(grads, state["opt_state"], params)
-        updated = {"params": optax.apply_updates(params, updates), "opt_state": opt_state}
         loss, grad_norm = loss_sum / total, optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         metrics = {
@@ -89,7 +87,7 @@ def make_step(
             objective.weight_name: weight,
             **{k: v / total for k, v in sums.items()},
         }
-        return skip_unless(finite, updated, state), metrics
+        return update_if_finite(finite, tx, grads, state), metrics
 
     extra_shardings = objective.extra_shardings(layout)
     in_shardings = (layout.shardings, batch_sharding) + ((extra_shardings,) if extra_shardings is not None else ())
@@ -100,10 +98,21 @@ def _as_float32(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tree)
 
 
-def skip_unless(finite: jax.Array, updated: TrainState, state: TrainState) -> TrainState:
-    """`updated` when `finite` (a bool scalar), else `state` unchanged: a step whose loss or gradient is
-    NaN/inf updates neither the parameters nor the optimizer state (its moments and step count)."""
-    return jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+def update_if_finite(finite: jax.Array, tx: optax.GradientTransformation, grads: Any, state: TrainState) -> TrainState:
+    """`state` after the optimizer's update with `grads` when `finite` (a bool scalar), else unchanged: a
+    step whose loss or gradient is NaN/inf changes neither the parameters nor the optimizer state (its
+    moments and step count).
+
+    A `lax.cond`, not a select of the updated state against the old one: with the select both are whole
+    at once. phi4-100m on one CPU device (batch 4 × 256): compiled temporaries 2.27 → 1.71 GB and the step
+    3.43 → 3.30 s; phi4-14b on v5p (tools/aot_compile.py) is unchanged at 8.57 GiB a chip.
+    """
+
+    def update(state: TrainState) -> TrainState:
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        return {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}
+
+    return jax.lax.cond(finite, update, lambda state: state, state)
 
 
 def make_train_step(

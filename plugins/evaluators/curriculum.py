@@ -100,16 +100,12 @@ class Curriculum:
 
 
 def _validate(o: CurriculumOptions) -> None:
-    from phijax.data.curriculum import KINDS
+    from phijax.data.problems import curriculum_issue
 
-    if o.count < 1 or o.max_new_tokens < 1:
-        raise EvaluatorError(
-            f"evaluator `{NAME}`: count ({o.count}) and max_new_tokens ({o.max_new_tokens}) must be at least 1"
-        )
-    unknown = sorted(set(o.kinds) - set(KINDS)) or ([] if o.kinds else ["(none)"])
-    if unknown:
-        raise EvaluatorError(f"evaluator `{NAME}`: unknown kind {unknown[0]}; choose from {', '.join(KINDS)}")
-    if o.max_digits is not None and o.max_digits < 2:
-        raise EvaluatorError(f"evaluator `{NAME}`: max_digits ({o.max_digits}) must be at least 2")
+    issue = curriculum_issue(o.count, o.kinds, o.max_digits)
+    if o.max_new_tokens < 1:
+        issue = f"max_new_tokens ({o.max_new_tokens}) must be at least 1"
+    if issue:
+        raise EvaluatorError(f"evaluator `{NAME}`: {issue}")
     if o.prompt_format not in ("chat", "text"):
         raise EvaluatorError(f"evaluator `{NAME}`: prompt_format {o.prompt_format!r} must be chat or text")

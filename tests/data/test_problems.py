@@ -101,3 +101,36 @@ def test_a_digit_limit_no_problem_meets_is_one_line():
     with pytest.raises(ConfigError, match="only 0 of 1 problems have operands of at most 0 digits") as caught:
         curriculum_problems(cfg)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "count, kinds, max_digits, issue",
+    [
+        (10, ("addition",), None, None),
+        (10, ("addition", "division"), 2, None),
+        (0, ("addition",), None, "curriculum.count (0) must be at least 1"),
+        (10, ("algebra", "addition"), None, "curriculum.kinds: unknown kind algebra; choose from "),
+        (10, (), None, "curriculum.kinds: unknown kind (none); choose from "),
+        (10, ("addition",), 1, "curriculum.max_digits (1) must be at least 2 (the curriculum's smallest problems)"),
+    ],
+)
+def test_curriculum_issue_names_the_key_pts_and_the_evaluator_both_check(count, kinds, max_digits, issue):
+    from phijax.data.problems import curriculum_issue
+
+    got = curriculum_issue(count, kinds, max_digits, prefix="curriculum.")
+    assert got is None if issue is None else got is not None and got.startswith(issue)
+
+
+def test_a_verifier_reading_another_field_gets_problems_without_answer_or_tests(tmp_path):
+    """PTS passes the fields its verifier's `*_field` options name: a file of {query, solution} is read for
+    `answer_field: solution`, and a line without `solution` is refused naming it."""
+    from phijax.pts.driver import load_problems
+
+    path = write(tmp_path, json.dumps({"query": "Compute 2 + 2.", "solution": "4"}))
+    job = load_job(PTSJob, [], [f"problems={path}", "verifier_options={answer_field: solution}"])
+    assert load_problems(job) == [{"id": "1", "query": "Compute 2 + 2.", "solution": "4"}]
+    with pytest.raises(ProblemError, match="problem has neither `answer` nor `tests`"):
+        load_problems(load_job(PTSJob, [], [f"problems={path}"]))
+    bad = write(tmp_path, json.dumps(GOOD), name="bad.jsonl")
+    with pytest.raises(ProblemError, match=r"bad.jsonl:1: problem has no `solution`; add what the verifier checks"):
+        read_problems(bad, fields=("solution",))

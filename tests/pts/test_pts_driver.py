@@ -227,7 +227,8 @@ def test_stop_tokens_are_passed_to_every_completion_and_the_policy_is_left_uncha
     run(tmp_path, policy=policy)
     assert policy.stops_seen == {(TOKENIZER.eos_id,)} and policy.stop_tokens == (TOKENIZER.eos_id,)
     text = SilentPolicy()
-    run(tmp_path, policy=text, prompt_format="text", problems="null", **{"curriculum.count": 1})
+    (tmp_path / "text").mkdir()
+    run(tmp_path / "text", policy=text, prompt_format="text", problems="null", **{"curriculum.count": 1})
     assert text.stops_seen == {tuple(sorted({TOKENIZER.eos_id, TOKENIZER.eod_id}))} == {run_stop_tokens(text, "text")}
     assert text.stop_tokens == (TOKENIZER.eos_id,)
 

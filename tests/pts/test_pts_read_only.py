@@ -1,5 +1,5 @@
 """`phijax pts` on a read-only output directory (issue 13): one line naming the directory and the fix, exit
-status 2, before the policy is loaded, and a finished run there kept byte for byte.
+status 2, before the policy is loaded; a finished run there is reported complete and kept byte for byte.
 
 Tests run as root, which ignores file permissions, so "read-only" is a read-only tmpfs (as the training
 test does in tests/train/test_operator_faults.py); where nothing can be mounted the tests skip.
@@ -78,15 +78,16 @@ def test_a_read_only_output_dir_is_one_line_before_the_policy_is_loaded(tmpfs, p
     assert ScriptedBackend.loads == 0 and list(tmpfs.iterdir()) == []
 
 
-def test_a_finished_run_in_a_read_only_dir_is_one_line_and_kept(tmpfs, pts, capsys):
+def test_a_finished_run_in_a_read_only_dir_is_reported_complete_and_kept(tmpfs, pts, capsys):
+    """As `phijax train` on a finished read-only run: the same command says it is complete and exits 0."""
     output = tmpfs / "run" / "pairs.jsonl"
     assert pts(output) == 0 and ScriptedBackend.loads == 1
     capsys.readouterr()
     finished = {p.name: p.read_bytes() for p in output.parent.iterdir()}
     assert sorted(finished) == ["pairs.jsonl", "pairs.summary.json"]
     read_only(tmpfs)
-    assert pts(output) == 2
-    err = one_error_line(capsys)
-    assert f"cannot write {output.parent}: Read-only file system" in err and "writable directory" in err
+    assert pts(output) == 0
+    out, err = capsys.readouterr()
+    assert f"PTS already complete: {output} holds" in out + err and "nothing to do" in out + err
     assert {p.name: p.read_bytes() for p in output.parent.iterdir()} == finished
     assert ScriptedBackend.loads == 1

@@ -94,6 +94,7 @@ def test_the_verifier_is_the_configured_plugin_with_its_options(phijax_registry,
         ({"count": 0}, r"count \(0\)"),
         ({"prompt_format": "raw"}, "prompt_format 'raw' must be chat or text"),
         ({"max_digits": 1}, "max_digits"),
+        ({"max_new_tokens": 0}, r"max_new_tokens \(0\) must be at least 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(options, message):
