@@ -77,3 +77,26 @@ def test_the_help_example_overrides_are_keys_of_that_command(command, root, conf
 def test_python_m_phijax_cli_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "phijax.cli", "pts"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 2 and done.stderr.strip().endswith("e.g. --config configs/tiny/pts.yaml")
+
+
+@pytest.mark.parametrize(
+    "command, failing",
+    [
+        ("pts", ["policy.checkpoint={tmp}/nowhere", "output={tmp}/pairs.jsonl"]),
+        ("synth", ["synth.stages=[]"]),
+        ("eval", ["policy.checkpoint={tmp}/nowhere"]),
+        ("generate", ["policy.checkpoint={tmp}/nowhere"]),
+    ],
+)
+def test_every_command_with_a_mesh_splits_the_cpu_as_mesh_cpu_devices_says(command, failing, tmp_path, monkeypatch):
+    """`mesh.cpu_devices` is a key of each of these roots; `synth` and `eval` used to ignore it (only
+    `train`, `pts` and `generate` asked XLA for the devices, which must happen before jax starts). Each
+    command then stops on a missing checkpoint or an empty stage list, after loading its job."""
+    import phijax.parallel.mesh
+
+    asked = []
+    monkeypatch.setattr(phijax.parallel.mesh, "request_cpu_devices", asked.append)
+    config = str(REPO / "configs" / "tiny" / f"{command}.yaml")
+    failing = [override.format(tmp=tmp_path) for override in failing]
+    assert main([command, "--config", config, "mesh.cpu_devices=3", *failing]) == 2
+    assert asked == [3]

@@ -7,6 +7,8 @@ heavy import: running a stage on defaults alone is never what the user meant.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from phijax.errors import PhijaxError
 
@@ -30,3 +32,24 @@ def need_config(args: argparse.Namespace, command: str, example: str) -> None:
     """Refuse `phijax COMMAND` without `--config` in one line that shows a config to start from."""
     if not args.config:
         raise PhijaxError(f"phijax {command} needs --config FILE, e.g. --config {example}")
+
+
+def load_command_job(
+    args: argparse.Namespace, command: str, example: str | None = None, extra: Sequence[str] = ()
+) -> Any:
+    """The job of `command`'s config root from `--config` files and overrides (then `extra`), checked
+    before any heavy import; `--config` demanded when `example` is given (`need_config`). A job with a
+    `mesh` gets its `mesh.cpu_devices` split of the CPU here, before jax starts, for every command alike.
+    """
+    if example is not None:
+        need_config(args, command, example)
+    from phijax.config.jobs import job_root
+    from phijax.config.loader import load_job
+
+    job = load_job(job_root(command), args.config, [*args.overrides, *extra])
+    mesh = getattr(job, "mesh", None)
+    if mesh is not None:
+        from phijax.parallel.mesh import request_cpu_devices
+
+        request_cpu_devices(mesh.cpu_devices)
+    return job

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from phijax.cli.arguments import add_config_args, need_config
+from phijax.cli.arguments import add_config_args, load_command_job
 
 
 def add_parsers(sub: Any) -> None:
@@ -18,12 +18,8 @@ def add_parsers(sub: Any) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     """Load the `EvalJob` (`--log-samples` is `log_samples=true`), then score."""
-    need_config(args, "eval", "configs/tiny/eval.yaml")
-    from phijax.config import load_job
-    from phijax.eval.config import EvalJob
-
-    overrides = [*args.overrides, *(["log_samples=true"] if args.log_samples else [])]
-    job = load_job(EvalJob, args.config, overrides)  # bad config fails before the heavy imports
+    extra = ["log_samples=true"] if args.log_samples else []
+    job = load_command_job(args, "eval", "configs/tiny/eval.yaml", extra)  # bad config fails before heavy imports
     from phijax.eval.run import evaluate_job
 
     evaluate_job(job)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from phijax.cli.arguments import add_config_args
+from phijax.cli.arguments import add_config_args, load_command_job
 
 FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--checkpoint", "policy.checkpoint", {"help": "model dir, checkpoint step, or run dir (newest step)"}),
@@ -73,13 +73,7 @@ def flag_overrides(args: argparse.Namespace) -> list[str]:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     """Load the job (bad values fail here, before jax), make the policy, print its replies."""
-    from phijax.config import load_job
-    from phijax.inference.config import GenerateJob
-
-    job = load_job(GenerateJob, args.config, [*args.overrides, *flag_overrides(args)])
-    from phijax.parallel.mesh import request_cpu_devices
-
-    request_cpu_devices(job.mesh.cpu_devices)  # before jax starts: the policy is loaded on the mesh
+    job = load_command_job(args, "generate", extra=flag_overrides(args))
     from phijax.plugins.registry import get_registry
 
     policy = get_registry().create("backends", job.policy.backend, mesh=job.mesh, **job.policy.factory_options())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from phijax.cli.arguments import add_config_args, need_config
+from phijax.cli.arguments import add_config_args, load_command_job
 
 
 def add_parsers(sub: Any) -> None:
@@ -16,15 +16,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def _cmd_pts(args: argparse.Namespace) -> int:
-    """Load the job, split the CPU into devices if asked (before jax starts), run the search."""
-    need_config(args, "pts", "configs/tiny/pts.yaml")
-    from phijax.config import load_job
-    from phijax.pts.config import PTSJob
-
-    job = load_job(PTSJob, args.config, args.overrides)
-    from phijax.parallel.mesh import request_cpu_devices
-
-    request_cpu_devices(job.mesh.cpu_devices)  # before jax starts: the policy is loaded on the mesh
+    """Load the job (and split the CPU into its mesh's devices, before jax starts), run the search."""
+    job = load_command_job(args, "pts", "configs/tiny/pts.yaml")
     from phijax.pts.driver import run_pts
 
     run_pts(job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from phijax.cli.arguments import add_config_args, need_config
+from phijax.cli.arguments import add_config_args, load_command_job
 
 
 def add_parsers(sub: Any) -> None:
@@ -17,11 +17,7 @@ def add_parsers(sub: Any) -> None:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     """Load the `SynthJob`, then run its stages (cached, resumable)."""
-    need_config(args, "synth", "configs/tiny/synth.yaml")
-    from phijax.config.loader import load_job
-    from phijax.synth.config import SynthJob
-
-    job = load_job(SynthJob, args.config, args.overrides)
+    job = load_command_job(args, "synth", "configs/tiny/synth.yaml")
     from phijax.synth.run import run_synth
 
     run_synth(job)
