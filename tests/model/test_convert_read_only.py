@@ -4,7 +4,6 @@ before any weights are read (a read-only mount, as tests run as root, which igno
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -14,19 +13,11 @@ from phijax.model.hf import config_to_hf
 
 
 @pytest.fixture
-def read_only(tmp_path):
+def read_only(tmp_path, mounts):
     """A read-only bind mount of a directory holding one empty directory, `empty/`."""
-    source, view = tmp_path / "source", tmp_path / "ro"
-    (source / "empty").mkdir(parents=True)
-    view.mkdir()
-    if subprocess.run(["mount", "--bind", str(source), str(view)], capture_output=True).returncode:
-        pytest.skip("cannot bind-mount a directory here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode:
-            pytest.skip("cannot make a bind mount read-only here")
+    (tmp_path / "source" / "empty").mkdir(parents=True)
+    with mounts.read_only_view(tmp_path / "source", tmp_path / "ro") as view:
         yield view
-    finally:
-        subprocess.run(["umount", "-l", str(view)])
 
 
 def sources(tmp_path):

@@ -32,15 +32,10 @@ class ScriptedBackend:
 
 
 @pytest.fixture
-def tmpfs(tmp_path):
+def tmpfs(tmp_path, mounts):
     """A 1 MiB tmpfs, writable until `read_only(path)` remounts it."""
-    where = tmp_path / "fs"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:80]})")
-    yield where
-    subprocess.run(["umount", "-l", str(where)])
+    with mounts.tmpfs(tmp_path / "fs", "1m") as where:
+        yield where
 
 
 def read_only(where):

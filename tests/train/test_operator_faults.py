@@ -182,15 +182,10 @@ def test_ctrl_c_during_a_save_lets_it_finish_exits_130_and_the_next_start_resume
 
 # ------------------------------------------------------------------------------- 4. a full disk
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmp_path, mounts):
     """A 12 MiB tmpfs: room for one tiny checkpoint (about 8 MiB), not two."""
-    where = tmp_path / "small"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(where)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:80]})")
-    yield where
-    subprocess.run(["umount", "-l", str(where)])
+    with mounts.tmpfs(tmp_path / "small", "12m") as where:
+        yield where
 
 
 def test_a_full_disk_stops_with_one_line_and_removes_the_partial_save(small_disk, child_env):
@@ -204,37 +199,22 @@ def test_a_full_disk_stops_with_one_line_and_removes_the_partial_save(small_disk
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["2"]
 
 
-def test_a_read_only_run_dir_is_one_line(tmp_path, capsys):
-    where = tmp_path / "ro"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)], capture_output=True)
-    if done.returncode:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
+def test_a_read_only_run_dir_is_one_line(tmp_path, capsys, mounts):
+    with mounts.tmpfs(tmp_path / "ro", "1m", read_only=True) as where:
         assert main(["train", "--config", str(TINY), *overrides(where / "run", 2)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "cannot write" in err and "Read-only file system" in err
-    finally:
-        subprocess.run(["umount", "-l", str(where)])
 
 
 # ------------------------------------------------------ 4b. a finished run in a read-only directory
 @pytest.fixture(scope="module")
-def read_only_finished(finished, tmp_path_factory):
+def read_only_finished(finished, tmp_path_factory, mounts):
     """`finished` seen through a read-only bind mount (tests run as root, which ignores permission bits
     but not a read-only mount): every command that only inspects the run must work on it."""
-    view = tmp_path_factory.mktemp("read_only") / "run"
-    view.mkdir()
-    if subprocess.run(["mount", "--bind", str(finished), str(view)], capture_output=True).returncode:
-        pytest.skip("cannot bind-mount a directory here")
-    try:
-        if subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], capture_output=True).returncode:
-            pytest.skip("cannot make a bind mount read-only here")
+    with mounts.read_only_view(finished, tmp_path_factory.mktemp("read_only") / "run") as view:
         with pytest.raises(OSError, match="Read-only file system"):
             (view / "probe").touch()
         yield view
-    finally:
-        subprocess.run(["umount", "-l", str(view)])
 
 
 def test_generate_samples_a_finished_run_in_a_read_only_dir(read_only_finished, capsys):
